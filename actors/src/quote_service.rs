@@ -1,0 +1,153 @@
+//! `quote_service`: the quote cache and the start of every trading step.
+//!
+//! In `sim` and `replay` the market clock hands it each step's bars; it caches one quote per
+//! symbol (price = close) with its fetch time on the mesh clock, publishes the cache for HTTP
+//! readers, then drives the step: `QuotesUpdated` to execution_router (fills at the open),
+//! `QuotesUpdated` to smart_trader (decisions at the close), `CloseStep` to execution_router.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use neolight_messages::{CloseStep, Freshness, Quote, QuotesUpdated, StepError, StepReport, Symbol, Tick};
+use tracing::info;
+
+use crate::execution_router::ExecutionRouter;
+use crate::shared::{AgentState, HeartbeatThrottle, Shared};
+use crate::smart_trader::SmartTrader;
+
+pub const NAME: &str = "quote_service";
+
+/// Freshness of a quote fetched at `fetched_at`, seen at mesh time `now`. Age alone decides.
+pub fn freshness(now: DateTime<Utc>, fetched_at: DateTime<Utc>, max_age: Duration, stale_cap: Duration) -> Freshness {
+    let age_ms = (now - fetched_at).num_milliseconds().max(0) as u128;
+    if age_ms <= max_age.as_millis() {
+        Freshness::Fresh
+    } else if age_ms <= stale_cap.as_millis() {
+        Freshness::Stale
+    } else {
+        Freshness::Expired
+    }
+}
+
+/// Last valid quote per symbol.
+#[derive(Debug, Default, Clone)]
+pub struct QuoteCache {
+    quotes: BTreeMap<Symbol, Quote>,
+}
+
+impl QuoteCache {
+    /// Stores a quote unless the cache already holds a newer one for its symbol.
+    pub fn insert(&mut self, quote: Quote) -> bool {
+        match self.quotes.get(&quote.symbol) {
+            Some(held) if held.exchange_time > quote.exchange_time => false,
+            _ => {
+                self.quotes.insert(quote.symbol.clone(), quote);
+                true
+            }
+        }
+    }
+
+    pub fn get(&self, symbol: &Symbol) -> Option<&Quote> {
+        self.quotes.get(symbol)
+    }
+
+    pub fn len(&self) -> usize {
+        self.quotes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.quotes.is_empty()
+    }
+}
+
+pub struct QuoteService {
+    source: &'static str,
+    cache: QuoteCache,
+    router: Addr<ExecutionRouter>,
+    trader: Addr<SmartTrader>,
+    shared: Arc<Shared>,
+    heartbeat: HeartbeatThrottle,
+}
+
+impl QuoteService {
+    pub fn new(source: &'static str, router: Addr<ExecutionRouter>, trader: Addr<SmartTrader>, shared: Arc<Shared>) -> Self {
+        QuoteService { source, cache: QuoteCache::default(), router, trader, shared, heartbeat: HeartbeatThrottle::default() }
+    }
+}
+
+impl Actor for QuoteService {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        self.shared.set_agent_state(NAME, AgentState::Running);
+        info!(agent = NAME, source = self.source, "started");
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.shared.set_agent_state(NAME, AgentState::Stopped);
+        info!(agent = NAME, cached = self.cache.len(), "stopped");
+    }
+}
+
+impl Handler<Tick> for QuoteService {
+    type Result = ResponseFuture<Result<StepReport, StepError>>;
+
+    fn handle(&mut self, msg: Tick, _ctx: &mut Self::Context) -> Self::Result {
+        let quotes: Vec<Quote> = msg
+            .bars
+            .into_iter()
+            .map(|bar| Quote {
+                symbol: bar.symbol,
+                price: bar.close,
+                bid: None,
+                ask: None,
+                open: bar.open,
+                source: self.source.to_string(),
+                exchange_time: bar.time,
+                fetched_at: msg.time,
+            })
+            .collect();
+        {
+            let mut published = self.shared.quotes.write().expect("quotes lock poisoned");
+            for quote in &quotes {
+                if self.cache.insert(quote.clone()) {
+                    published.insert(quote.symbol.clone(), quote.clone());
+                }
+            }
+        }
+        if self.heartbeat.due() {
+            self.shared.heartbeat(NAME);
+        }
+
+        let update = QuotesUpdated { step: msg.step, time: msg.time, quotes: Arc::new(quotes) };
+        let router = self.router.clone();
+        let trader = self.trader.clone();
+        let close = CloseStep { step: msg.step, time: msg.time };
+        Box::pin(async move {
+            let lost = |err: MailboxError| StepError::new(format!("step {} not handled: {err}", close.step));
+            router.send(update.clone()).await.map_err(lost)?;
+            trader.send(update).await.map_err(lost)?;
+            router.send(close.clone()).await.map_err(lost)?
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_boundaries() {
+        let t0 = DateTime::from_timestamp(1_000_000, 0).unwrap();
+        let max_age = Duration::from_secs(60);
+        let cap = Duration::from_secs(3600);
+        let cases = [(0, Freshness::Fresh), (60, Freshness::Fresh), (61, Freshness::Stale), (3600, Freshness::Stale), (3601, Freshness::Expired)];
+        for (age, expected) in cases {
+            let now = t0 + chrono::Duration::seconds(age);
+            assert_eq!(freshness(now, t0, max_age, cap), expected, "age {age}s");
+        }
+    }
+}

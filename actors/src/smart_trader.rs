@@ -1,0 +1,190 @@
+//! `smart_trader`: the trading loop. Each step's quotes go through the active strategy, and
+//! the wanted positions become sized orders for the execution router.
+//!
+//! Sizing: a new position is worth `order_notional × risk_scaler` at the decision price,
+//! rounded down to the 1e-8 lot. An exit sells the whole position. A new position is opened
+//! only on a `fresh` quote; open positions are managed whatever the quote's age.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use neolight_messages::{
+    BrainUpdated, Freshness, OrderRequest, OrdersFilled, QuotesUpdated, Side, SubmitOrders, Symbol,
+};
+use rust_decimal::prelude::FromPrimitive;
+use rust_decimal::Decimal;
+use tracing::{debug, info, warn};
+
+use crate::portfolio::floor_qty;
+use crate::quote_service::freshness;
+use crate::settings::TradingSettings;
+use crate::shared::{AgentState, HeartbeatThrottle, Shared};
+use crate::strategies::{client_order_id, SymbolStrategy, Target};
+use crate::execution_router::ExecutionRouter;
+
+pub const NAME: &str = "smart_trader";
+
+pub struct SmartTrader {
+    settings: TradingSettings,
+    strategies: BTreeMap<Symbol, SymbolStrategy>,
+    positions: BTreeMap<Symbol, Decimal>,
+    /// Accepted orders not yet filled or cancelled, by client order id.
+    pending: HashMap<String, Symbol>,
+    risk_scaler: f64,
+    router: Addr<ExecutionRouter>,
+    shared: Arc<Shared>,
+    heartbeat: HeartbeatThrottle,
+    rejections: u64,
+}
+
+impl SmartTrader {
+    pub fn new(
+        settings: TradingSettings,
+        positions: BTreeMap<Symbol, Decimal>,
+        router: Addr<ExecutionRouter>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        SmartTrader {
+            settings,
+            strategies: BTreeMap::new(),
+            positions,
+            pending: HashMap::new(),
+            risk_scaler: 1.0,
+            router,
+            shared,
+            heartbeat: HeartbeatThrottle::default(),
+            rejections: 0,
+        }
+    }
+
+    /// Marks orders accepted before a restart as pending, so their symbols get no second order.
+    pub fn with_pending(mut self, orders: &[OrderRequest]) -> Self {
+        for order in orders {
+            self.pending.insert(order.client_order_id.clone(), order.symbol.clone());
+        }
+        self
+    }
+
+    fn decide(&mut self, msg: &QuotesUpdated) -> Vec<OrderRequest> {
+        let strategy_name = self.settings.strategy.name();
+        let mut orders = Vec::new();
+        for quote in msg.quotes.iter() {
+            let kind = self.settings.strategy;
+            let strategy = self.strategies.entry(quote.symbol.clone()).or_insert_with(|| kind.build());
+            let target = strategy.on_close(quote.price);
+            if self.pending.values().any(|s| s == &quote.symbol) {
+                continue;
+            }
+            let held = self.positions.get(&quote.symbol).copied().unwrap_or_default();
+            let order = match target {
+                Target::Long if held.is_zero() => {
+                    let fresh = freshness(msg.time, quote.fetched_at, self.settings.max_age, self.settings.stale_cap)
+                        == Freshness::Fresh;
+                    if !fresh {
+                        debug!(agent = NAME, symbol = %quote.symbol, "no entry: quote is not fresh");
+                        continue;
+                    }
+                    let scaler = Decimal::from_f64(self.risk_scaler).unwrap_or(Decimal::ONE);
+                    let qty = floor_qty(self.settings.order_notional * scaler / quote.price);
+                    if qty.is_zero() {
+                        continue;
+                    }
+                    (Side::Buy, qty)
+                }
+                Target::Flat if held > Decimal::ZERO => (Side::Sell, held),
+                _ => continue,
+            };
+            let (side, qty) = order;
+            orders.push(OrderRequest {
+                client_order_id: client_order_id(strategy_name, &quote.symbol, msg.time, side),
+                strategy: strategy_name.to_string(),
+                symbol: quote.symbol.clone(),
+                side,
+                qty,
+                signal_time: msg.time,
+                reference_price: quote.price,
+            });
+        }
+        orders
+    }
+}
+
+impl Actor for SmartTrader {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        self.shared.set_agent_state(NAME, AgentState::Running);
+        info!(agent = NAME, strategy = self.settings.strategy.name(), open_positions = self.positions.len(), "started");
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.shared.set_agent_state(NAME, AgentState::Stopped);
+        info!(agent = NAME, rejections = self.rejections, "stopped");
+    }
+}
+
+impl Handler<QuotesUpdated> for SmartTrader {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: QuotesUpdated, _ctx: &mut Self::Context) -> Self::Result {
+        if self.heartbeat.due() {
+            self.shared.heartbeat(NAME);
+        }
+        let orders = self.decide(&msg);
+        if orders.is_empty() {
+            return Box::pin(fut::ready(()));
+        }
+        let symbols: HashMap<String, Symbol> =
+            orders.iter().map(|o| (o.client_order_id.clone(), o.symbol.clone())).collect();
+        let submit = SubmitOrders { time: msg.time, orders };
+        Box::pin(self.router.send(submit).into_actor(self).map(move |result, act, _ctx| {
+            let decisions = match result {
+                Ok(decisions) => decisions,
+                Err(err) => {
+                    warn!(agent = NAME, error = %err, "execution_router did not take the orders");
+                    return;
+                }
+            };
+            for decision in decisions {
+                match decision.rejected {
+                    None => {
+                        if let Some(symbol) = symbols.get(&decision.client_order_id) {
+                            act.pending.insert(decision.client_order_id, symbol.clone());
+                        }
+                    }
+                    Some(_) => act.rejections += 1,
+                }
+            }
+        }))
+    }
+}
+
+impl Handler<OrdersFilled> for SmartTrader {
+    type Result = ();
+
+    fn handle(&mut self, msg: OrdersFilled, _ctx: &mut Self::Context) {
+        for fill in msg.fills {
+            self.pending.remove(&fill.client_order_id);
+            let held = self.positions.entry(fill.symbol.clone()).or_default();
+            match fill.side {
+                Side::Buy => *held += fill.qty,
+                Side::Sell => *held -= fill.qty,
+            }
+            if held.is_zero() {
+                self.positions.remove(&fill.symbol);
+            }
+        }
+        for cancel in msg.cancelled {
+            self.pending.remove(&cancel.client_order_id);
+        }
+    }
+}
+
+impl Handler<BrainUpdated> for SmartTrader {
+    type Result = ();
+
+    fn handle(&mut self, msg: BrainUpdated, _ctx: &mut Self::Context) {
+        self.risk_scaler = msg.brain.risk_scaler;
+    }
+}

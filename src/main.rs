@@ -1,0 +1,42 @@
+//! `neolight`: the command line. `neolight` alone is `neolight run`.
+
+mod config;
+mod http;
+mod mesh;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Cli, Command, LogFormat};
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Run(args)) => args,
+        None => cli.run,
+    };
+    let config = match args.validate() {
+        Ok(config) => config,
+        Err(problems) => {
+            eprintln!("error: invalid configuration:");
+            for problem in problems {
+                eprintln!("  - {problem}");
+            }
+            eprintln!("See `neolight run --help` for every option and its default.");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    ExitCode::from(mesh::run(config))
+}

@@ -1,15 +1,12 @@
 //! `neolight`: the command line. `neolight` alone is `neolight run`.
 
-mod config;
-mod http;
-mod mesh;
-
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Cli, Command, LogFormat};
+use neolight::config::{Cli, Command, LogFormat};
+use neolight::mesh;
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

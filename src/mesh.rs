@@ -26,6 +26,7 @@ use neolight_actors::persistence::datadir::{DataDir, InputIdentity, RunIdentity,
 use neolight_actors::persistence::{self, Persistence, Recovered, Store};
 use neolight_actors::portfolio::Portfolio;
 use neolight_actors::quote_service::{self, QuoteService};
+use neolight_actors::settings::TradingSettings;
 use neolight_actors::shared::{AgentKind, AgentState, Shared};
 use neolight_actors::smart_trader::{self, SmartTrader};
 use neolight_messages::{CancelOpenOrders, FinishRun, MarketSource, RunSummary, TradingState, WriteFinalSnapshot};
@@ -80,7 +81,7 @@ pub fn run(config: RunConfig) -> u8 {
 }
 
 /// What identifies a run: a rerun with the same identity resumes, another one is refused.
-fn run_identity(config: &RunConfig, replay: Option<&ReplayData>) -> RunIdentity {
+pub fn run_identity(config: &RunConfig, replay: Option<&ReplayData>) -> RunIdentity {
     let mut settings = BTreeMap::new();
     let mut inputs = Vec::new();
     if let Some(data) = replay {
@@ -107,7 +108,7 @@ fn run_identity(config: &RunConfig, replay: Option<&ReplayData>) -> RunIdentity 
 }
 
 /// Mean return of holding each symbol from its first close to its last.
-fn buy_and_hold_return(data: &ReplayData) -> Option<f64> {
+pub fn buy_and_hold_return(data: &ReplayData) -> Option<f64> {
     let mut first = BTreeMap::new();
     let mut last = BTreeMap::new();
     for (_, bars) in &data.steps {
@@ -156,8 +157,17 @@ async fn wait_for_signal() {
     }
 }
 
-async fn run_mesh(config: RunConfig, replay: Option<ReplayData>, store: Store, recovered: Recovered) -> u8 {
-    let market = config.market;
+/// Addresses of the running actors.
+pub struct Mesh {
+    pub shared: Arc<Shared>,
+    pub persistence: Addr<Persistence>,
+    pub router: Addr<ExecutionRouter>,
+    pub quote_service: Addr<QuoteService>,
+}
+
+/// Starts the five required actors in priority order on the current arbiter, with the state
+/// recovered from the data directory. Must run inside an actix system.
+pub fn start_actors(market: MarketSource, trading: &TradingSettings, store: Store, recovered: &Recovered) -> Mesh {
     let shared = Arc::new(Shared::new(market));
     shared.register(persistence::NAME, AgentKind::Service, true, 1);
     shared.register(execution_router::NAME, AgentKind::Service, true, 2);
@@ -176,7 +186,7 @@ async fn run_mesh(config: RunConfig, replay: Option<ReplayData>, store: Store, r
     }
     // A replay re-derives its state from the first bar; sim and live continue from the ledger.
     let (portfolio, pending) = match market {
-        MarketSource::Replay => (Portfolio::new(config.trading.initial_cash), Vec::new()),
+        MarketSource::Replay => (Portfolio::new(trading.initial_cash), Vec::new()),
         _ => (recovered.portfolio.clone(), recovered.open_intents.clone()),
     };
     if market != MarketSource::Replay && recovered.fills > 0 {
@@ -194,15 +204,20 @@ async fn run_mesh(config: RunConfig, replay: Option<ReplayData>, store: Store, r
     let orchestrator_addr = orchestrator_ctx.address();
     let trader_addr = trader_ctx.address();
 
-    let initial_cash = config.trading.initial_cash;
-    let persistence = persistence_ctx.run(Persistence::new(store, initial_cash, orchestrator_addr, shared.clone()));
+    let persistence = persistence_ctx.run(Persistence::new(store, trading.initial_cash, orchestrator_addr, shared.clone()));
     let router = router_ctx.run(
-        ExecutionRouter::new(config.trading.clone(), portfolio, trading_state, trader_addr.clone(), persistence_addr.clone(), shared.clone())
+        ExecutionRouter::new(trading.clone(), portfolio, trading_state, trader_addr.clone(), persistence_addr.clone(), shared.clone())
             .with_pending(pending.clone()),
     );
     orchestrator_ctx.run(IntelligenceOrchestrator::new(trader_addr, router_addr.clone(), persistence_addr, shared.clone()));
-    let trader = trader_ctx.run(SmartTrader::new(config.trading.clone(), positions, router_addr, shared.clone()).with_pending(&pending));
+    let trader = trader_ctx.run(SmartTrader::new(trading.clone(), positions, router_addr, shared.clone()).with_pending(&pending));
     let quote_service = quote_ctx.run(QuoteService::new(market.as_str(), router.clone(), trader, shared.clone()));
+    Mesh { shared, persistence, router, quote_service }
+}
+
+async fn run_mesh(config: RunConfig, replay: Option<ReplayData>, store: Store, recovered: Recovered) -> u8 {
+    let market = config.market;
+    let Mesh { shared, persistence, router, quote_service } = start_actors(market, &config.trading, store, &recovered);
 
     let http_state = HttpState { shared: shared.clone(), max_age: config.trading.max_age, stale_cap: config.trading.stale_cap };
     let (server, addr) = match http::start(http_state, SocketAddr::new(config.bind, config.port)) {

@@ -592,3 +592,16 @@ impl Handler<FinishRun> for Persistence {
         Ok(summary)
     }
 }
+
+/// Query: the store's counters (steps, flushes, new orders).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "StoreStats")]
+pub struct GetStoreStats;
+
+impl Handler<GetStoreStats> for Persistence {
+    type Result = MessageResult<GetStoreStats>;
+
+    fn handle(&mut self, _msg: GetStoreStats, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.store.stats.clone())
+    }
+}

@@ -80,6 +80,8 @@ const LAST_STEP_TIME: &[u8] = b"last_step_time";
 pub enum LedgerError {
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
+    #[error("sled panicked while opening the store")]
+    Panicked,
     #[error("ledger record {seq} is not valid JSON: {source}")]
     Decode { seq: u64, source: serde_json::Error },
 }

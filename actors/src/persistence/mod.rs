@@ -153,7 +153,7 @@ impl Store {
             .map(|f| LedgerRecord::Fill { fill: f.clone() })
             .collect();
         if !missing.is_empty() {
-            info!(agent = NAME, fills = missing.len(), "rolling journal fills forward into the ledger");
+            warn!(agent = NAME, fills = missing.len(), "rolling journal fills forward into the ledger; sled had lost them");
             ledger.append(&missing).map_err(|e| OpenError::Ledger(e.to_string()))?;
             ledger.flush().map_err(|e| OpenError::Ledger(e.to_string()))?;
             for record in missing {
@@ -436,7 +436,12 @@ fn check_header(path: &std::path::Path, text: &str, header: &str) -> Result<(), 
 /// the journal then fills.
 fn open_or_rebuild_ledger(dir: &DataDir) -> Result<(Ledger, ledger::LedgerContents, bool), OpenError> {
     let path = dir.ledger_path();
-    let attempt = Ledger::open(&path).and_then(|ledger| ledger.read_all().map(|contents| (ledger, contents)));
+    // sled reports most corruption as an error, but a panic while recovering its log must not
+    // stop the mesh either: both lead to the journal rebuild.
+    let attempt = std::panic::catch_unwind(|| {
+        Ledger::open(&path).and_then(|ledger| ledger.read_all().map(|contents| (ledger, contents)))
+    })
+    .unwrap_or_else(|_| Err(ledger::LedgerError::Panicked));
     match attempt {
         Ok((ledger, contents)) => Ok((ledger, contents, false)),
         Err(err) => {

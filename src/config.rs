@@ -34,13 +34,13 @@ pub enum Command {
 #[derive(Debug, Args, Clone, Default)]
 pub struct RunArgs {
     /// Market source: sim (seeded simulator), replay (price files) or live (providers).
-    #[arg(long, env = "NEOLIGHT_MARKET")]
+    #[arg(long, env = "NEOLIGHT_MARKET", allow_hyphen_values = true)]
     pub market: Option<String>,
     /// Price file to replay, as [SYMBOL=]PATH; repeat for several files. Implies --market replay.
     #[arg(long, env = "NEOLIGHT_REPLAY", value_delimiter = ',')]
     pub replay: Vec<String>,
     /// Replay steps per wall second, or `max` for no pacing.
-    #[arg(long, env = "NEOLIGHT_SPEED")]
+    #[arg(long, env = "NEOLIGHT_SPEED", allow_hyphen_values = true)]
     pub speed: Option<String>,
     /// Exit after the last replay step, the final snapshot and the summary.
     #[arg(long, env = "NEOLIGHT_UNTIL_END", value_parser = FalseyValueParser::new(), num_args = 0, default_missing_value = "true")]
@@ -49,70 +49,70 @@ pub struct RunArgs {
     #[arg(long, env = "NEOLIGHT_RESET_STATE", value_parser = FalseyValueParser::new(), num_args = 0, default_missing_value = "true")]
     pub reset_state: bool,
     /// Directory for the ledger, mirrors and identity [default: ./neolight-data].
-    #[arg(long, env = "NEOLIGHT_DATA_DIR")]
+    #[arg(long, env = "NEOLIGHT_DATA_DIR", allow_hyphen_values = true)]
     pub data_dir: Option<PathBuf>,
     /// HTTP port; 0 binds a free port [default: 8080].
-    #[arg(long, env = "PORT")]
+    #[arg(long, env = "PORT", allow_hyphen_values = true)]
     pub port: Option<String>,
     /// HTTP bind address [default: 0.0.0.0].
-    #[arg(long, env = "NEOLIGHT_BIND")]
+    #[arg(long, env = "NEOLIGHT_BIND", allow_hyphen_values = true)]
     pub bind: Option<String>,
     /// Sim market seed [default: 42].
-    #[arg(long, env = "NEOLIGHT_SEED")]
+    #[arg(long, env = "NEOLIGHT_SEED", allow_hyphen_values = true)]
     pub seed: Option<String>,
     /// Sim market symbols, comma-separated [default: AAPL,MSFT,SPY].
-    #[arg(long, env = "NEOLIGHT_UNIVERSE")]
+    #[arg(long, env = "NEOLIGHT_UNIVERSE", allow_hyphen_values = true)]
     pub universe: Option<String>,
     /// Sim market tick interval [default: 1s].
-    #[arg(long, env = "NEOLIGHT_TICK")]
+    #[arg(long, env = "NEOLIGHT_TICK", allow_hyphen_values = true)]
     pub tick: Option<String>,
     /// Interval between PnL history rows in sim and live [default: 1m].
-    #[arg(long, env = "NEOLIGHT_MARK_INTERVAL")]
+    #[arg(long, env = "NEOLIGHT_MARK_INTERVAL", allow_hyphen_values = true)]
     pub mark_interval: Option<String>,
     /// Starting cash of the paper account [default: 100000].
-    #[arg(long, env = "NEOLIGHT_INITIAL_CASH")]
+    #[arg(long, env = "NEOLIGHT_INITIAL_CASH", allow_hyphen_values = true)]
     pub initial_cash: Option<String>,
     /// Fee per fill, in basis points of its value [default: 1].
-    #[arg(long, env = "NEOLIGHT_FEE_BPS")]
+    #[arg(long, env = "NEOLIGHT_FEE_BPS", allow_hyphen_values = true)]
     pub fee_bps: Option<String>,
     /// Slippage against each fill, in basis points of the price [default: 2].
-    #[arg(long, env = "NEOLIGHT_SLIPPAGE_BPS")]
+    #[arg(long, env = "NEOLIGHT_SLIPPAGE_BPS", allow_hyphen_values = true)]
     pub slippage_bps: Option<String>,
     /// Value of a new position before the brain's risk_scaler [default: 10000].
-    #[arg(long, env = "NEOLIGHT_ORDER_NOTIONAL")]
+    #[arg(long, env = "NEOLIGHT_ORDER_NOTIONAL", allow_hyphen_values = true)]
     pub order_notional: Option<String>,
     /// Active strategy: ma_crossover or mean_reversion [default: ma_crossover].
-    #[arg(long, env = "NEOLIGHT_STRATEGY")]
+    #[arg(long, env = "NEOLIGHT_STRATEGY", allow_hyphen_values = true)]
     pub strategy: Option<String>,
     /// Fast moving-average window of ma_crossover, in steps [default: 10].
-    #[arg(long, env = "NEOLIGHT_FAST_WINDOW")]
+    #[arg(long, env = "NEOLIGHT_FAST_WINDOW", allow_hyphen_values = true)]
     pub fast_window: Option<String>,
     /// Slow moving-average window of ma_crossover, in steps [default: 30].
-    #[arg(long, env = "NEOLIGHT_SLOW_WINDOW")]
+    #[arg(long, env = "NEOLIGHT_SLOW_WINDOW", allow_hyphen_values = true)]
     pub slow_window: Option<String>,
     /// Window of mean_reversion, in steps [default: 20].
-    #[arg(long, env = "NEOLIGHT_REVERSION_WINDOW")]
+    #[arg(long, env = "NEOLIGHT_REVERSION_WINDOW", allow_hyphen_values = true)]
     pub reversion_window: Option<String>,
     /// Standard deviations below the mean at which mean_reversion enters [default: 2].
-    #[arg(long, env = "NEOLIGHT_REVERSION_ENTRY_Z")]
+    #[arg(long, env = "NEOLIGHT_REVERSION_ENTRY_Z", allow_hyphen_values = true)]
     pub reversion_entry_z: Option<String>,
     /// Largest value of one symbol's position [default: 25000].
-    #[arg(long, env = "NEOLIGHT_MAX_POSITION_NOTIONAL")]
+    #[arg(long, env = "NEOLIGHT_MAX_POSITION_NOTIONAL", allow_hyphen_values = true)]
     pub max_position_notional: Option<String>,
     /// Largest sum of all positions' values [default: 100000].
-    #[arg(long, env = "NEOLIGHT_MAX_GROSS_EXPOSURE")]
+    #[arg(long, env = "NEOLIGHT_MAX_GROSS_EXPOSURE", allow_hyphen_values = true)]
     pub max_gross_exposure: Option<String>,
     /// Loss within one trading day after which only reducing orders pass [default: 5000].
-    #[arg(long, env = "NEOLIGHT_MAX_DAILY_LOSS")]
+    #[arg(long, env = "NEOLIGHT_MAX_DAILY_LOSS", allow_hyphen_values = true)]
     pub max_daily_loss: Option<String>,
     /// Age up to which a quote is fresh [default: 60s].
-    #[arg(long, env = "NEOLIGHT_MAX_AGE")]
+    #[arg(long, env = "NEOLIGHT_MAX_AGE", allow_hyphen_values = true)]
     pub max_age: Option<String>,
     /// Age up to which a quote is stale; older is expired [default: 24h].
-    #[arg(long, env = "NEOLIGHT_STALE_CAP")]
+    #[arg(long, env = "NEOLIGHT_STALE_CAP", allow_hyphen_values = true)]
     pub stale_cap: Option<String>,
     /// Log format: text or json [default: text].
-    #[arg(long, env = "NEOLIGHT_LOG_FORMAT")]
+    #[arg(long, env = "NEOLIGHT_LOG_FORMAT", allow_hyphen_values = true)]
     pub log_format: Option<String>,
 }
 

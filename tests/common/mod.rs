@@ -24,7 +24,7 @@ pub const INITIAL_CASH: &str = "100000";
 pub const FILLS_HEADER: &str = "timestamp,client_order_id,symbol,side,qty,price,fee";
 pub const PNL_HEADER: &str = "timestamp,equity,cash,positions_value,realized_pnl,unrealized_pnl,drawdown";
 
-/// `shared/data/prices`, or `None` after printing why the calling test skips.
+/// Returns `shared/data/prices`, or `None` after printing why the calling test skips.
 pub fn prices_dir() -> Option<PathBuf> {
     let root = std::env::var_os("NEOLIGHT_SHARED_DATA")
         .map(PathBuf::from)
@@ -38,8 +38,8 @@ pub fn prices_dir() -> Option<PathBuf> {
     }
 }
 
-/// `neolight ARGS --data-dir DIR --port 0`, bound to 127.0.0.1, without settings inherited
-/// from the environment of the test run.
+/// Builds `neolight ARGS --data-dir DIR --port 0`, bound to 127.0.0.1, without settings
+/// inherited from the environment of the test run.
 pub fn neolight(args: &[&str], data_dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args).arg("--data-dir").arg(data_dir).args(["--port", "0"]);
@@ -78,7 +78,7 @@ impl Captured {
     }
 }
 
-/// A running `neolight`; killed on drop if it is still running.
+/// A running `neolight` process, killed on drop if it is still running.
 pub struct Proc {
     child: Child,
     stdout: Captured,
@@ -120,7 +120,7 @@ impl Proc {
         self.stderr.text()
     }
 
-    /// Exit status if the process has ended.
+    /// Returns the exit status if the process has ended.
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
             self.status = self.child.try_wait().expect("try_wait");
@@ -128,7 +128,7 @@ impl Proc {
         self.status
     }
 
-    /// Waits up to `limit` for the exit; kills the process and panics when it takes longer.
+    /// Waits up to `limit` for the exit. Kills the process and panics when it takes longer.
     pub fn finish(mut self, limit: Duration) -> Finished {
         let deadline = Instant::now() + limit;
         let status = loop {
@@ -182,12 +182,12 @@ impl Drop for Proc {
     }
 }
 
-/// Runs to the end, within `limit`.
+/// Runs `cmd` to its exit, within `limit`.
 pub fn run(cmd: Command, limit: Duration) -> Finished {
     Proc::spawn(cmd).finish(limit)
 }
 
-/// Port of the `listening on http://127.0.0.1:PORT` line.
+/// Parses the port of the `listening on http://127.0.0.1:PORT` line.
 pub fn listening_port(stderr: &str) -> Option<u16> {
     let marker = "listening on http://127.0.0.1:";
     let rest = &stderr[stderr.find(marker)? + marker.len()..];
@@ -196,20 +196,21 @@ pub fn listening_port(stderr: &str) -> Option<u16> {
 }
 
 /// Calls `probe` every 50 ms until it returns `Some`, for at most `limit`.
-pub fn poll<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+pub fn poll<T>(limit: Duration, condition: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = probe() {
             return value;
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {limit:?} waiting for {what}");
+            panic!("timed out after {limit:?} waiting for {condition}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// GET `path` on 127.0.0.1:`port`: status and JSON body (`Null` when the body is not JSON).
+/// Sends GET `path` to 127.0.0.1:`port` and returns the status and the JSON body (`Null` when
+/// the body is not JSON).
 pub fn get(port: u16, path: &str) -> (u16, Value) {
     let url = format!("http://127.0.0.1:{port}{path}");
     let response = match ureq::get(&url).timeout(Duration::from_secs(5)).call() {
@@ -222,13 +223,13 @@ pub fn get(port: u16, path: &str) -> (u16, Value) {
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
-/// A JSON number as an exact decimal of its text.
-pub fn json_decimal(value: &Value, what: &str) -> Decimal {
+/// Parses the text of a JSON number into an exact decimal.
+pub fn json_decimal(value: &Value, label: &str) -> Decimal {
     match value {
         Value::Number(n) => Decimal::from_str(&n.to_string())
             .or_else(|_| Decimal::from_scientific(&n.to_string()))
-            .unwrap_or_else(|e| panic!("{what}: {n} is not a decimal: {e}")),
-        other => panic!("{what} is not a JSON number: {other}"),
+            .unwrap_or_else(|e| panic!("{label}: {n} is not a decimal: {e}")),
+        other => panic!("{label} is not a JSON number: {other}"),
     }
 }
 
@@ -236,13 +237,13 @@ pub fn cents_apart(a: Decimal, b: Decimal) -> bool {
     (a - b).abs() >= Decimal::new(1, 2)
 }
 
-fn decimal(text: &str, what: &str) -> Decimal {
-    Decimal::from_str(text).unwrap_or_else(|e| panic!("{what}: {text:?} is not a decimal: {e}"))
+fn decimal(text: &str, label: &str) -> Decimal {
+    Decimal::from_str(text).unwrap_or_else(|e| panic!("{label}: {text:?} is not a decimal: {e}"))
 }
 
-fn rfc3339(text: &str, what: &str) -> DateTime<Utc> {
+fn rfc3339(text: &str, label: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
-        .unwrap_or_else(|e| panic!("{what}: {text:?} is not RFC 3339: {e}"))
+        .unwrap_or_else(|e| panic!("{label}: {text:?} is not RFC 3339: {e}"))
         .with_timezone(&Utc)
 }
 
@@ -275,13 +276,14 @@ pub fn pnl_path(data_dir: &Path) -> PathBuf {
     data_dir.join("state").join("pnl_history.csv")
 }
 
-/// Complete rows (ending in a newline) below `path`'s header; 0 when it does not exist yet.
+/// Counts the complete rows (ending in a newline) below `path`'s header, 0 when the file does
+/// not exist yet.
 pub fn complete_rows(path: &Path) -> usize {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.matches('\n').count().saturating_sub(1)
 }
 
-/// Rows of a CSV mirror after checking its header; each row with its 1-based line.
+/// Reads the rows of a CSV mirror after checking its header, each with its 1-based line.
 fn mirror_rows(path: &Path, header: &str) -> Vec<(usize, csv::StringRecord)> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let first = text.lines().next().unwrap_or_default();
@@ -297,7 +299,7 @@ fn mirror_rows(path: &Path, header: &str) -> Vec<(usize, csv::StringRecord)> {
         .collect()
 }
 
-/// Every row of `state/fills.csv`, parsed exactly.
+/// Reads every row of `state/fills.csv` with exact decimals.
 pub fn read_fills(data_dir: &Path) -> Vec<FillRow> {
     let path = fills_path(data_dir);
     mirror_rows(&path, FILLS_HEADER)
@@ -318,7 +320,7 @@ pub fn read_fills(data_dir: &Path) -> Vec<FillRow> {
         .collect()
 }
 
-/// Every row of `state/pnl_history.csv`.
+/// Reads every row of `state/pnl_history.csv` with exact decimals.
 pub fn read_pnl(data_dir: &Path) -> Vec<PnlRow> {
     let path = pnl_path(data_dir);
     mirror_rows(&path, PNL_HEADER)
@@ -399,7 +401,8 @@ pub fn check_pnl_order(rows: &[PnlRow]) {
     }
 }
 
-/// The last snapshot and the number of ledger records. Only call once the process has exited.
+/// Reads the last snapshot and counts the ledger records. Call it only after the process has
+/// exited, because sled locks its directory.
 pub fn read_ledger(data_dir: &Path) -> (Option<Snapshot>, usize) {
     let path = data_dir.join("ledger");
     let ledger = Ledger::open(&path).unwrap_or_else(|e| panic!("cannot open the ledger at {}: {e}", path.display()));
@@ -407,7 +410,7 @@ pub fn read_ledger(data_dir: &Path) -> (Option<Snapshot>, usize) {
     (contents.last_snapshot, contents.records.len())
 }
 
-/// The snapshot's quantities by symbol, zero positions left out.
+/// Returns the snapshot's quantities by symbol, without zero positions.
 pub fn snapshot_positions(snapshot: &Snapshot) -> BTreeMap<String, Decimal> {
     snapshot.positions.iter().filter(|(_, q)| !q.is_zero()).map(|(s, q)| (s.as_str().to_string(), *q)).collect()
 }
@@ -417,7 +420,7 @@ pub fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not valid JSON ({e}):\n{text}", path.display()))
 }
 
-/// Every file below `dir` with its bytes, to show that a run changed nothing.
+/// Reads every file below `dir` with its bytes, to show that a run changed nothing.
 pub fn file_tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut pending = vec![dir.to_path_buf()];
@@ -434,4 +437,9 @@ pub fn file_tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     out
+}
+
+/// Keeps the lines of a log worth showing in a failure message: warnings, errors and plain output.
+pub fn notable(stderr: &str) -> String {
+    stderr.lines().filter(|l| !l.contains(" INFO ")).collect::<Vec<_>>().join("\n")
 }

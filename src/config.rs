@@ -9,6 +9,11 @@ use std::time::Duration;
 use clap::builder::FalseyValueParser;
 use clap::{Args, Parser, Subcommand};
 use neolight_actors::market::price_file::ReplayInput;
+use neolight_actors::providers::breaker::BreakerConfig;
+use neolight_actors::providers::cascade::CascadeSettings;
+use neolight_actors::providers::client::{base_url_variable, Credentials};
+use neolight_actors::providers::limiter::Quota;
+use neolight_actors::providers::ProviderId;
 use neolight_actors::settings::{RiskLimits, TradingSettings};
 use neolight_actors::strategies::StrategyKind;
 use neolight_messages::{MarketSource, Symbol};
@@ -28,6 +33,166 @@ pub struct Cli {
 pub enum Command {
     /// Start the mesh (the default command).
     Run(RunArgs),
+    /// Ask the provider cascade for one quote per symbol, without opening the data directory.
+    Quote(QuoteArgs),
+}
+
+/// Options of `neolight quote`.
+#[derive(Debug, Args, Clone)]
+pub struct QuoteArgs {
+    /// Symbols to quote, such as AAPL MSFT.
+    #[arg(required = true)]
+    pub symbols: Vec<String>,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub providers: ProviderArgs,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "NEOLIGHT_LOG_FORMAT", allow_hyphen_values = true)]
+    pub log_format: Option<String>,
+}
+
+/// Settings of the live provider cascade, shared by `run --market live` and `quote`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProviderArgs {
+    /// Timeout of one provider request, at most 10s [default: 5s].
+    #[arg(long, env = "NEOLIGHT_REQUEST_TIMEOUT", allow_hyphen_values = true)]
+    pub request_timeout: Option<String>,
+    /// Calls a breaker sees before it judges the failure rate [default: 5].
+    #[arg(long, env = "NEOLIGHT_BREAKER_MIN_CALLS", allow_hyphen_values = true)]
+    pub breaker_min_calls: Option<String>,
+    /// First open period of a breaker; it doubles on each reopening [default: 30s].
+    #[arg(long, env = "NEOLIGHT_BREAKER_BASE_OPEN", allow_hyphen_values = true)]
+    pub breaker_base_open: Option<String>,
+    /// Longest open period of a breaker [default: 10m].
+    #[arg(long, env = "NEOLIGHT_BREAKER_MAX_OPEN", allow_hyphen_values = true)]
+    pub breaker_max_open: Option<String>,
+    /// A call slower than this counts as a breaker failure [default: 3s].
+    #[arg(long, env = "NEOLIGHT_BREAKER_SLOW_CALL", allow_hyphen_values = true)]
+    pub breaker_slow_call: Option<String>,
+    /// Longest wait of the background refresher for one provider's rate-limit permit [default: 5s].
+    #[arg(long, env = "NEOLIGHT_PERMIT_WAIT", allow_hyphen_values = true)]
+    pub permit_wait: Option<String>,
+    /// Alpaca rate limits, comma-separated windows such as 200/min [default: 200/min].
+    #[arg(long, env = "NEOLIGHT_ALPACA_RATE_LIMIT", allow_hyphen_values = true)]
+    pub alpaca_rate_limit: Option<String>,
+    /// Finnhub rate limits [default: 30/s,60/min].
+    #[arg(long, env = "NEOLIGHT_FINNHUB_RATE_LIMIT", allow_hyphen_values = true)]
+    pub finnhub_rate_limit: Option<String>,
+    /// Twelve Data rate limits [default: 8/min,800/day].
+    #[arg(long, env = "NEOLIGHT_TWELVEDATA_RATE_LIMIT", allow_hyphen_values = true)]
+    pub twelvedata_rate_limit: Option<String>,
+    /// Alpha Vantage rate limits [default: 5/min,25/day].
+    #[arg(long, env = "NEOLIGHT_ALPHAVANTAGE_RATE_LIMIT", allow_hyphen_values = true)]
+    pub alphavantage_rate_limit: Option<String>,
+    /// RapidAPI rate limits [default: 5/min].
+    #[arg(long, env = "NEOLIGHT_RAPIDAPI_RATE_LIMIT", allow_hyphen_values = true)]
+    pub rapidapi_rate_limit: Option<String>,
+    /// Yahoo rate limits [default: 30/min].
+    #[arg(long, env = "NEOLIGHT_YAHOO_RATE_LIMIT", allow_hyphen_values = true)]
+    pub yahoo_rate_limit: Option<String>,
+}
+
+/// Validated provider settings.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub credentials: Credentials,
+    pub base_urls: Vec<(ProviderId, String)>,
+    pub timeout: Duration,
+    pub cascade: CascadeSettings,
+}
+
+impl ProviderArgs {
+    fn validate_into(&self, p: &mut Problems) -> ProviderConfig {
+        let timeout = p.take("request-timeout", self.request_timeout.as_deref(), Duration::from_secs(5), |t| {
+            parse_duration(t).and_then(|d| {
+                if d > Duration::ZERO && d <= Duration::from_secs(10) {
+                    Ok(d)
+                } else {
+                    Err(format!("{t:?} is outside 1ms..10s"))
+                }
+            })
+        });
+        let mut breaker = BreakerConfig::default();
+        breaker.min_calls = p.take("breaker-min-calls", self.breaker_min_calls.as_deref(), breaker.min_calls, |t| match t.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(format!("{t:?} is not a whole number of calls of at least 1")),
+        });
+        breaker.base_open = p.take("breaker-base-open", self.breaker_base_open.as_deref(), breaker.base_open, parse_duration);
+        breaker.max_open = p.take("breaker-max-open", self.breaker_max_open.as_deref(), breaker.max_open, parse_duration);
+        breaker.slow_call = p.take("breaker-slow-call", self.breaker_slow_call.as_deref(), breaker.slow_call, parse_duration);
+        if breaker.max_open < breaker.base_open {
+            p.0.push(format!("--breaker-max-open {:?} must not be shorter than --breaker-base-open {:?}", breaker.max_open, breaker.base_open));
+        }
+        let permit_wait = p.take("permit-wait", self.permit_wait.as_deref(), Duration::from_secs(5), parse_duration);
+
+        let mut quotas = Vec::new();
+        let limits = [
+            (ProviderId::Alpaca, "alpaca-rate-limit", &self.alpaca_rate_limit),
+            (ProviderId::Finnhub, "finnhub-rate-limit", &self.finnhub_rate_limit),
+            (ProviderId::TwelveData, "twelvedata-rate-limit", &self.twelvedata_rate_limit),
+            (ProviderId::AlphaVantage, "alphavantage-rate-limit", &self.alphavantage_rate_limit),
+            (ProviderId::RapidApi, "rapidapi-rate-limit", &self.rapidapi_rate_limit),
+            (ProviderId::Yahoo, "yahoo-rate-limit", &self.yahoo_rate_limit),
+        ];
+        for (provider, name, value) in limits {
+            if let Some(text) = value {
+                let parsed: Result<Vec<Quota>, String> =
+                    text.split(',').map(str::trim).filter(|w| !w.is_empty()).map(Quota::parse).collect();
+                match parsed {
+                    Ok(windows) if !windows.is_empty() => quotas.push((provider, windows)),
+                    Ok(_) => p.0.push(format!("--{name}: {text:?} names no window; use forms like 30/s,60/min")),
+                    Err(problem) => p.0.push(format!("--{name}: {problem}")),
+                }
+            }
+        }
+
+        let mut base_urls = Vec::new();
+        for provider in ProviderId::ALL {
+            let variable = base_url_variable(provider);
+            if let Ok(url) = std::env::var(variable) {
+                let url = url.trim().to_string();
+                if url.starts_with("http://") || url.starts_with("https://") {
+                    base_urls.push((provider, url));
+                } else {
+                    p.0.push(format!("{variable}={url:?} is not an http:// or https:// URL"));
+                }
+            }
+        }
+        ProviderConfig {
+            credentials: Credentials::from_env(),
+            base_urls,
+            timeout,
+            cascade: CascadeSettings { breaker, quotas, permit_wait },
+        }
+    }
+}
+
+impl QuoteArgs {
+    /// Checks every value; returns the symbols, the provider settings and the log format.
+    pub fn validate(&self) -> Result<(Vec<Symbol>, ProviderConfig, LogFormat), Vec<String>> {
+        let mut p = Problems(Vec::new());
+        let symbols: Vec<Symbol> = self.symbols.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).map(Symbol::new).collect();
+        if symbols.is_empty() {
+            p.0.push("no symbol given; use for example `neolight quote AAPL MSFT`".to_string());
+        }
+        let providers = self.providers.validate_into(&mut p);
+        let log_format = parse_log_format(&mut p, self.log_format.as_deref());
+        if p.0.is_empty() {
+            Ok((symbols, providers, log_format))
+        } else {
+            Err(p.0)
+        }
+    }
+}
+
+fn parse_log_format(p: &mut Problems, value: Option<&str>) -> LogFormat {
+    p.take("log-format", value, LogFormat::Text, |t| match t.trim() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("{other:?} is not a log format; use text or json")),
+    })
 }
 
 /// Options of `neolight run`. Values are text here and checked by [`RunArgs::validate`].
@@ -111,9 +276,14 @@ pub struct RunArgs {
     /// Age up to which a quote is stale; older is expired [default: 24h].
     #[arg(long, env = "NEOLIGHT_STALE_CAP", allow_hyphen_values = true)]
     pub stale_cap: Option<String>,
+    /// Live market: no new position on a quote whose exchange time is older [default: 15m].
+    #[arg(long, env = "NEOLIGHT_MAX_EXCHANGE_AGE", allow_hyphen_values = true)]
+    pub max_exchange_age: Option<String>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "NEOLIGHT_LOG_FORMAT", allow_hyphen_values = true)]
     pub log_format: Option<String>,
+    #[command(flatten)]
+    pub providers: ProviderArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +309,9 @@ pub struct RunConfig {
     pub mark_interval: Duration,
     pub trading: TradingSettings,
     pub log_format: LogFormat,
+    pub providers: ProviderConfig,
+    /// `REQUIRE_AUTH=true`: every route but `/health` needs the `X-API-Key` header.
+    pub require_auth: bool,
 }
 
 /// Parses `5s`, `15m`, `24h`, `250ms`, `2d`; a bare number is seconds.
@@ -233,9 +406,6 @@ impl RunArgs {
             MarketSource::Sim | MarketSource::Live if !self.replay.is_empty() => {
                 p.0.push(format!("--replay is only used with --market replay, not {market}"))
             }
-            MarketSource::Live => p.0.push(
-                "--market live is not available in this build: the live provider cascade is not implemented yet; use sim or replay".to_string(),
-            ),
             _ => {}
         }
         if self.until_end && market != MarketSource::Replay {
@@ -302,11 +472,25 @@ impl RunArgs {
         if stale_cap < max_age {
             p.0.push(format!("--stale-cap {stale_cap:?} must not be shorter than --max-age {max_age:?}"));
         }
-        let log_format = p.take("log-format", self.log_format.as_deref(), LogFormat::Text, |t| match t.trim() {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            other => Err(format!("{other:?} is not a log format; use text or json")),
-        });
+        let max_exchange_age = p.take("max-exchange-age", self.max_exchange_age.as_deref(), Duration::from_secs(15 * 60), parse_duration);
+        let log_format = parse_log_format(&mut p, self.log_format.as_deref());
+        let providers = self.providers.validate_into(&mut p);
+        let require_auth = match std::env::var("REQUIRE_AUTH") {
+            Err(_) => false,
+            Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "false" | "0" | "no" => false,
+                "true" | "1" | "yes" => {
+                    if std::env::var("NEOLIGHT_API_KEY").map_or(true, |k| k.is_empty()) {
+                        p.0.push("REQUIRE_AUTH=true needs NEOLIGHT_API_KEY to be set".to_string());
+                    }
+                    true
+                }
+                other => {
+                    p.0.push(format!("REQUIRE_AUTH={other:?} is not true or false"));
+                    false
+                }
+            },
+        };
 
         if !p.0.is_empty() {
             return Err(p.0);
@@ -333,8 +517,11 @@ impl RunArgs {
                 limits,
                 max_age,
                 stale_cap,
+                live_entry: (market == MarketSource::Live).then_some(max_exchange_age),
             },
             log_format,
+            providers,
+            require_auth,
         })
     }
 }

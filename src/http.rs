@@ -3,10 +3,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, Service, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::{DateTime, Utc};
+use neolight_actors::providers::cascade::{Cascade, Mode};
+use neolight_actors::providers::refresher::store_quotes;
+use neolight_actors::providers::ProviderId;
 use neolight_actors::quote_service::freshness;
 use neolight_actors::shared::{AgentState, OrderEvent, Shared};
 use neolight_messages::{MarketSource, OrderRequest, PortfolioView, Quote, Symbol, TradingState};
@@ -17,8 +20,35 @@ use serde_json::{json, Value};
 /// What the handlers need besides the shared state.
 pub struct HttpState {
     pub shared: Arc<Shared>,
+    /// The live provider cascade; `None` for sim and replay.
+    pub cascade: Option<Arc<Cascade>>,
     pub max_age: std::time::Duration,
     pub stale_cap: std::time::Duration,
+    /// `NEOLIGHT_API_KEY`; operator routes answer 403 without it.
+    pub api_key: Option<String>,
+    pub require_auth: bool,
+}
+
+/// Compares without stopping at the first differing byte, so the time taken does not reveal
+/// how much of a guessed key was right (it does reveal the length).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks `X-API-Key` against the configured key.
+fn authorized(state: &HttpState, req: &HttpRequest) -> Result<(), HttpResponse> {
+    let Some(expected) = &state.api_key else {
+        return Err(error(StatusCode::FORBIDDEN, "operator routes are disabled: set NEOLIGHT_API_KEY to enable them".to_string()));
+    };
+    let given = req.headers().get("x-api-key").map(|v| v.as_bytes()).unwrap_or_default();
+    if constant_time_eq(given, expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(error(StatusCode::UNAUTHORIZED, "missing or wrong X-API-Key header".to_string()))
+    }
 }
 
 type State = web::Data<HttpState>;
@@ -37,7 +67,25 @@ pub fn start(state: HttpState, bind: SocketAddr) -> std::io::Result<(Server, Soc
             .route("/quotes", web::get().to(quotes))
             .route("/quotes/{symbol}", web::get().to(quote))
             .route("/orders", web::get().to(orders))
+            .route("/providers", web::get().to(providers))
+            .route("/providers/{name}/{action}", web::post().to(provider_control))
             .default_service(web::to(not_found))
+            .wrap_fn(|req, srv| {
+                let state = req.app_data::<State>().cloned();
+                let gated = state.as_ref().is_some_and(|s| s.require_auth) && req.path() != "/health";
+                let denied = if gated { state.as_ref().and_then(|s| authorized(s, req.request()).err()) } else { None };
+                let response: std::pin::Pin<Box<dyn std::future::Future<Output = _>>> = match denied {
+                    Some(response) => {
+                        let (request, _) = req.into_parts();
+                        Box::pin(async move { Ok(ServiceResponse::new(request, response).map_into_right_body()) })
+                    }
+                    None => {
+                        let fut = srv.call(req);
+                        Box::pin(async move { fut.await.map(|r| r.map_into_left_body()) })
+                    }
+                };
+                response
+            })
     })
     .workers(1)
     .disable_signals()
@@ -84,9 +132,13 @@ async fn health(state: State) -> HttpResponse {
     if let Some(reason) = &status.halt_reason {
         reasons.push(format!("trading halted: {reason}"));
     }
+    let offline = state.cascade.as_ref().is_some_and(|c| c.is_offline());
+    if offline {
+        reasons.push("offline: no quote provider can be reached; serving cached quotes".to_string());
+    }
     let (code, label) = if !failing.is_empty() {
         (StatusCode::SERVICE_UNAVAILABLE, "failing")
-    } else if status.halt_reason.is_some() || trading_state == Some(TradingState::Halted) || running < total {
+    } else if offline || status.halt_reason.is_some() || trading_state == Some(TradingState::Halted) || running < total {
         (StatusCode::OK, "degraded")
     } else {
         (StatusCode::OK, "ok")
@@ -95,7 +147,7 @@ async fn health(state: State) -> HttpResponse {
         "status": label,
         "mode": "paper",
         "market": status.market.as_str(),
-        "offline": false,
+        "offline": offline,
         "agents": { "running": running, "total": total, "failing": failing },
         "reasons": reasons,
         "trading_state": trading_state.map(|s| s.as_str()),
@@ -208,11 +260,26 @@ async fn quotes(state: State) -> HttpResponse {
 }
 
 async fn quote(state: State, symbol: web::Path<String>) -> HttpResponse {
+    let symbol = Symbol::new(symbol.trim());
+    if symbol.as_str().is_empty() || symbol.as_str().len() > 32 {
+        return error(StatusCode::BAD_REQUEST, format!("{:?} is not a symbol", symbol.as_str()));
+    }
+    // Live: a quote that is not fresh is refreshed when a provider can answer now.
+    if let Some(cascade) = &state.cascade {
+        let now = Utc::now();
+        let fresh = state.shared.quotes.read().expect("quotes lock poisoned").get(&symbol).is_some_and(|q| {
+            freshness(now, q.fetched_at, state.max_age, state.stale_cap) == neolight_messages::Freshness::Fresh
+        });
+        if !fresh {
+            let report = cascade.fetch(&symbol, Mode::Caller).await;
+            store_quotes(&state.shared, std::slice::from_ref(&report));
+        }
+    }
     let now = mesh_now(&state.shared);
     let quotes = state.shared.quotes.read().expect("quotes lock poisoned");
-    match quotes.get(&Symbol::new(symbol.as_str())) {
+    match quotes.get(&symbol) {
         Some(q) => HttpResponse::Ok().json(quote_json(q, now, &state)),
-        None => error(StatusCode::NOT_FOUND, format!("no quote for {:?} yet", symbol.as_str())),
+        None => error(StatusCode::NOT_FOUND, format!("no quote for {} yet", symbol.as_str())),
     }
 }
 
@@ -255,4 +322,36 @@ async fn orders(state: State) -> HttpResponse {
     let orders = state.shared.orders.read().expect("orders lock poisoned");
     let list: Vec<Value> = orders.iter().rev().map(event_json).collect();
     HttpResponse::Ok().json(json!({ "events": list }))
+}
+
+/// Per-provider breaker state, counters and rate limits; empty outside the live market.
+async fn providers(state: State) -> HttpResponse {
+    let offline = state.cascade.as_ref().is_some_and(|c| c.is_offline());
+    let list = state.cascade.as_ref().map(|c| c.snapshot()).unwrap_or_default();
+    HttpResponse::Ok().json(json!({ "offline": offline, "providers": list }))
+}
+
+/// `POST /providers/{name}/isolate` and `/release`, for the operator.
+async fn provider_control(state: State, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
+    if let Err(response) = authorized(&state, &req) {
+        return response;
+    }
+    let (name, action) = path.into_inner();
+    let Some(provider) = ProviderId::parse(&name) else {
+        let known: Vec<&str> = ProviderId::ALL.iter().map(|p| p.as_str()).collect();
+        return error(StatusCode::NOT_FOUND, format!("no provider named {name:?}; providers: {}", known.join(", ")));
+    };
+    let Some(cascade) = &state.cascade else {
+        return error(StatusCode::CONFLICT, "providers are only used with --market live".to_string());
+    };
+    let done = match action.as_str() {
+        "isolate" => cascade.isolate(provider),
+        "release" => cascade.release(provider),
+        other => return error(StatusCode::NOT_FOUND, format!("no provider action {other:?}; use isolate or release")),
+    };
+    if !done {
+        return error(StatusCode::NOT_FOUND, format!("provider {name} is not configured"));
+    }
+    let view = cascade.snapshot().into_iter().find(|v| v.name == provider.as_str());
+    HttpResponse::Ok().json(view)
 }

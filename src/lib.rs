@@ -4,3 +4,4 @@
 pub mod config;
 pub mod http;
 pub mod mesh;
+pub mod quote;

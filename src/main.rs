@@ -19,22 +19,32 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+fn report_problems(problems: Vec<String>, command: &str) -> ExitCode {
+    eprintln!("error: invalid configuration:");
+    for problem in problems {
+        eprintln!("  - {problem}");
+    }
+    eprintln!("See `neolight {command} --help` for every option and its default.");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Run(args)) => args,
         None => cli.run,
+        Some(Command::Quote(args)) => {
+            let (symbols, providers, log_format) = match args.validate() {
+                Ok(valid) => valid,
+                Err(problems) => return report_problems(problems, "quote"),
+            };
+            init_logging(log_format);
+            return ExitCode::from(neolight::quote::run(symbols, providers, args.json));
+        }
     };
     let config = match args.validate() {
         Ok(config) => config,
-        Err(problems) => {
-            eprintln!("error: invalid configuration:");
-            for problem in problems {
-                eprintln!("  - {problem}");
-            }
-            eprintln!("See `neolight run --help` for every option and its default.");
-            return ExitCode::from(2);
-        }
+        Err(problems) => return report_problems(problems, "run"),
     };
     init_logging(config.log_format);
     ExitCode::from(mesh::run(config))

@@ -19,7 +19,10 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use neolight_actors::execution_router::{self, ExecutionRouter};
 use neolight_actors::intelligence_orchestrator::{self, IntelligenceOrchestrator};
-use neolight_actors::market::clock::{run_replay, run_sim, ClockEnd, Pace};
+use neolight_actors::market::clock::{run_live, run_replay, run_sim, ClockEnd, Pace};
+use neolight_actors::providers::cascade::Cascade;
+use neolight_actors::providers::client::ProviderClient;
+use neolight_actors::providers::refresher::Refresher;
 use neolight_actors::market::price_file::{load_replay, ReplayData};
 use neolight_actors::market::sim::SimMarket;
 use neolight_actors::persistence::datadir::{DataDir, InputIdentity, RunIdentity, SCHEMA_VERSION};
@@ -29,7 +32,7 @@ use neolight_actors::quote_service::{self, QuoteService};
 use neolight_actors::settings::TradingSettings;
 use neolight_actors::shared::{AgentKind, AgentState, Shared};
 use neolight_actors::smart_trader::{self, SmartTrader};
-use neolight_messages::{CancelOpenOrders, FinishRun, MarketSource, RunSummary, TradingState, WriteFinalSnapshot};
+use neolight_messages::{CancelOpenOrders, FinishRun, MarketSource, RunSummary, Symbol, TradingState, WriteFinalSnapshot};
 use rust_decimal::prelude::ToPrimitive;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -167,8 +170,21 @@ pub struct Mesh {
 
 /// Starts the five required actors in priority order on the current arbiter, with the state
 /// recovered from the data directory. Must run inside an actix system.
-pub fn start_actors(market: MarketSource, trading: &TradingSettings, store: Store, recovered: &Recovered) -> Mesh {
+pub fn start_actors(
+    market: MarketSource,
+    trading: &TradingSettings,
+    universe: &[Symbol],
+    store: Store,
+    recovered: &Recovered,
+) -> Mesh {
     let shared = Arc::new(Shared::new(market));
+    if !recovered.quotes.is_empty() {
+        info!(quotes = recovered.quotes.len(), "quote cache restored from disk");
+        let mut cache = shared.quotes.write().expect("quotes lock poisoned");
+        for quote in &recovered.quotes {
+            cache.insert(quote.symbol.clone(), quote.clone());
+        }
+    }
     shared.register(persistence::NAME, AgentKind::Service, true, 1);
     shared.register(execution_router::NAME, AgentKind::Service, true, 2);
     shared.register(intelligence_orchestrator::NAME, AgentKind::Agent, true, 3);
@@ -211,15 +227,41 @@ pub fn start_actors(market: MarketSource, trading: &TradingSettings, store: Stor
     );
     orchestrator_ctx.run(IntelligenceOrchestrator::new(trader_addr, router_addr.clone(), persistence_addr, shared.clone()));
     let trader = trader_ctx.run(SmartTrader::new(trading.clone(), positions, router_addr, shared.clone()).with_pending(&pending));
-    let quote_service = quote_ctx.run(QuoteService::new(market.as_str(), router.clone(), trader, shared.clone()));
+    let quote_service =
+        quote_ctx.run(QuoteService::new(market.as_str(), router.clone(), trader, shared.clone()).with_universe(universe.to_vec()));
     Mesh { shared, persistence, router, quote_service }
 }
 
 async fn run_mesh(config: RunConfig, replay: Option<ReplayData>, store: Store, recovered: Recovered) -> u8 {
     let market = config.market;
-    let Mesh { shared, persistence, router, quote_service } = start_actors(market, &config.trading, store, &recovered);
+    let Mesh { shared, persistence, router, quote_service } =
+        start_actors(market, &config.trading, &config.universe, store, &recovered);
 
-    let http_state = HttpState { shared: shared.clone(), max_age: config.trading.max_age, stale_cap: config.trading.stale_cap };
+    let cascade = if market == MarketSource::Live {
+        let client = match ProviderClient::new(config.providers.credentials.clone(), &config.providers.base_urls, config.providers.timeout) {
+            Ok(client) => client,
+            Err(err) => {
+                error!(error = %err, "cannot start the live market");
+                System::current().stop();
+                return 2;
+            }
+        };
+        let cascade = Arc::new(Cascade::new(client, &config.providers.cascade));
+        let names: Vec<&str> = cascade.configured().iter().map(|p| p.as_str()).collect();
+        info!(providers = %names.join(","), "live market: provider cascade configured");
+        Some(cascade)
+    } else {
+        None
+    };
+
+    let http_state = HttpState {
+        shared: shared.clone(),
+        cascade: cascade.clone(),
+        max_age: config.trading.max_age,
+        stale_cap: config.trading.stale_cap,
+        api_key: std::env::var("NEOLIGHT_API_KEY").ok().filter(|k| !k.is_empty()),
+        require_auth: config.require_auth,
+    };
     let (server, addr) = match http::start(http_state, SocketAddr::new(config.bind, config.port)) {
         Ok(started) => started,
         Err(err) => {
@@ -239,7 +281,7 @@ async fn run_mesh(config: RunConfig, replay: Option<ReplayData>, store: Store, r
     });
 
     let mut code = 0;
-    let outcome = match (&replay, market) {
+    let outcome = match (&replay, &cascade) {
         (Some(data), _) => {
             if let Some(step) = shared.status.write().ok().as_mut() {
                 step.steps_total = Some(data.steps.len() as u64);
@@ -247,7 +289,20 @@ async fn run_mesh(config: RunConfig, replay: Option<ReplayData>, store: Store, r
             let pace = Pace { steps_per_second: config.speed };
             run_replay(quote_service, &data.steps, pace, recovered.last_step_time, stop_rx.clone()).await
         }
-        _ => {
+        (None, Some(cascade)) => {
+            let refresher = Refresher {
+                failed_at: Default::default(),
+                cascade: cascade.clone(),
+                shared: shared.clone(),
+                persistence: Some(persistence.clone()),
+                universe: config.universe.clone(),
+                refresh_after: config.trading.max_age / 2,
+            };
+            actix_rt::spawn(refresher.run(stop_rx.clone()));
+            info!(symbols = config.universe.len(), tick = ?config.tick, "live market started");
+            run_live(quote_service, config.tick, stop_rx.clone()).await
+        }
+        (None, None) => {
             let sim = SimMarket::new(config.seed, &config.universe);
             info!(seed = config.seed, symbols = config.universe.len(), tick = ?config.tick, "sim market started");
             run_sim(quote_service, sim, config.tick, stop_rx.clone()).await

@@ -20,6 +20,7 @@ pub mod execution_router;
 pub mod intelligence_orchestrator;
 pub mod market;
 pub mod persistence;
+pub mod providers;
 pub mod portfolio;
 pub mod quote_service;
 pub mod settings;

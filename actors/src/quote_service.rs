@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use neolight_messages::{CloseStep, Freshness, Quote, QuotesUpdated, StepError, StepReport, Symbol, Tick};
+use neolight_messages::{CloseStep, Freshness, LiveTick, Quote, QuotesUpdated, StepError, StepReport, Symbol, Tick};
 use tracing::info;
 
 use crate::execution_router::ExecutionRouter;
@@ -65,6 +65,9 @@ impl QuoteCache {
 
 pub struct QuoteService {
     source: &'static str,
+    /// Live market: the symbols traded, and the fetch time of each one's quote already stepped.
+    universe: Vec<Symbol>,
+    stepped: BTreeMap<Symbol, DateTime<Utc>>,
     cache: QuoteCache,
     router: Addr<ExecutionRouter>,
     trader: Addr<SmartTrader>,
@@ -74,7 +77,39 @@ pub struct QuoteService {
 
 impl QuoteService {
     pub fn new(source: &'static str, router: Addr<ExecutionRouter>, trader: Addr<SmartTrader>, shared: Arc<Shared>) -> Self {
-        QuoteService { source, cache: QuoteCache::default(), router, trader, shared, heartbeat: HeartbeatThrottle::default() }
+        QuoteService {
+            source,
+            universe: Vec::new(),
+            stepped: BTreeMap::new(),
+            cache: QuoteCache::default(),
+            router,
+            trader,
+            shared,
+            heartbeat: HeartbeatThrottle::default(),
+        }
+    }
+
+    /// Sets the symbols a live run trades.
+    /// Quotes already in the cache (restored from disk) count as stepped.
+    pub fn with_universe(mut self, universe: Vec<Symbol>) -> Self {
+        self.universe = universe;
+        let cache = self.shared.quotes.read().expect("quotes lock poisoned");
+        self.stepped = cache.iter().map(|(s, q)| (s.clone(), q.fetched_at)).collect();
+        drop(cache);
+        self
+    }
+
+    /// Drives one step: fills at the open, decisions at the close, then the step's record.
+    fn run_step(&self, update: QuotesUpdated) -> ResponseFuture<Result<StepReport, StepError>> {
+        let router = self.router.clone();
+        let trader = self.trader.clone();
+        let close = CloseStep { step: update.step, time: update.time };
+        Box::pin(async move {
+            let lost = |err: MailboxError| StepError::new(format!("step {} not handled: {err}", close.step));
+            router.send(update.clone()).await.map_err(lost)?;
+            trader.send(update).await.map_err(lost)?;
+            router.send(close.clone()).await.map_err(lost)?
+        })
     }
 }
 
@@ -122,16 +157,34 @@ impl Handler<Tick> for QuoteService {
             self.shared.heartbeat(NAME);
         }
 
-        let update = QuotesUpdated { step: msg.step, time: msg.time, quotes: Arc::new(quotes) };
-        let router = self.router.clone();
-        let trader = self.trader.clone();
-        let close = CloseStep { step: msg.step, time: msg.time };
-        Box::pin(async move {
-            let lost = |err: MailboxError| StepError::new(format!("step {} not handled: {err}", close.step));
-            router.send(update.clone()).await.map_err(lost)?;
-            trader.send(update).await.map_err(lost)?;
-            router.send(close.clone()).await.map_err(lost)?
-        })
+        self.run_step(QuotesUpdated { step: msg.step, time: msg.time, quotes: Arc::new(quotes) })
+    }
+}
+
+impl Handler<LiveTick> for QuoteService {
+    type Result = ResponseFuture<Result<StepReport, StepError>>;
+
+    /// Steps with the universe's quotes that the refresher stored since the previous step, so
+    /// an order fills only at a quote fetched after it was accepted.
+    fn handle(&mut self, msg: LiveTick, _ctx: &mut Self::Context) -> Self::Result {
+        let quotes: Vec<Quote> = {
+            let cache = self.shared.quotes.read().expect("quotes lock poisoned");
+            self.universe
+                .iter()
+                .filter_map(|symbol| cache.get(symbol))
+                .filter(|quote| self.stepped.get(&quote.symbol).is_none_or(|last| quote.fetched_at > *last))
+                .cloned()
+                .collect()
+        };
+        let mut quotes = quotes;
+        quotes.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+        for quote in &quotes {
+            self.stepped.insert(quote.symbol.clone(), quote.fetched_at);
+        }
+        if self.heartbeat.due() {
+            self.shared.heartbeat(NAME);
+        }
+        self.run_step(QuotesUpdated { step: msg.step, time: msg.time, quotes: Arc::new(quotes) })
     }
 }
 

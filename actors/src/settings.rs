@@ -31,6 +31,9 @@ pub struct TradingSettings {
     pub max_age: Duration,
     /// A quote is `stale` up to this age and `expired` after it.
     pub stale_cap: Duration,
+    /// Live market only: no entry on a quote whose exchange time is older than this, nor
+    /// outside the regular session of US equities (09:30-16:00 New York, Monday to Friday).
+    pub live_entry: Option<Duration>,
 }
 
 impl Default for TradingSettings {
@@ -48,6 +51,7 @@ impl Default for TradingSettings {
             },
             max_age: Duration::from_secs(60),
             stale_cap: Duration::from_secs(24 * 3600),
+            live_entry: None,
         }
     }
 }

@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use actix::prelude::*;
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono_tz::America::New_York;
 use neolight_messages::{
     BrainUpdated, Freshness, OrderRequest, OrdersFilled, QuotesUpdated, Side, SubmitOrders, Symbol,
 };
@@ -85,6 +87,12 @@ impl SmartTrader {
                         debug!(agent = NAME, symbol = %quote.symbol, "no entry: quote is not fresh");
                         continue;
                     }
+                    if let Some(max_exchange_age) = self.settings.live_entry {
+                        if let Err(reason) = live_entry_allowed(&quote.symbol, quote.exchange_time, msg.time, max_exchange_age) {
+                            debug!(agent = NAME, symbol = %quote.symbol, %reason, "no entry");
+                            continue;
+                        }
+                    }
                     let scaler = Decimal::from_f64(self.risk_scaler).unwrap_or(Decimal::ONE);
                     let qty = floor_qty(self.settings.order_notional * scaler / quote.price);
                     if qty.is_zero() {
@@ -108,6 +116,30 @@ impl SmartTrader {
         }
         orders
     }
+}
+
+/// Whether a live quote may open a position: its exchange time is recent, and US equities are
+/// inside the regular session (09:30-16:00 New York, Monday to Friday; holidays are not known).
+pub fn live_entry_allowed(
+    symbol: &Symbol,
+    exchange_time: DateTime<Utc>,
+    now: DateTime<Utc>,
+    max_exchange_age: std::time::Duration,
+) -> Result<(), String> {
+    let age = (now - exchange_time).to_std().unwrap_or_default();
+    if age > max_exchange_age {
+        return Err(format!("exchange time {exchange_time} is {}s old (limit {}s)", age.as_secs(), max_exchange_age.as_secs()));
+    }
+    if symbol.is_crypto() {
+        return Ok(());
+    }
+    let local = exchange_time.with_timezone(&New_York);
+    let minutes = local.hour() * 60 + local.minute();
+    let weekday = local.weekday().num_days_from_monday() < 5;
+    if !weekday || !(9 * 60 + 30..16 * 60).contains(&minutes) {
+        return Err(format!("exchange time {exchange_time} is outside the regular session"));
+    }
+    Ok(())
 }
 
 impl Actor for SmartTrader {
@@ -186,5 +218,31 @@ impl Handler<BrainUpdated> for SmartTrader {
 
     fn handle(&mut self, msg: BrainUpdated, _ctx: &mut Self::Context) {
         self.risk_scaler = msg.brain.risk_scaler;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn live_entry_rules() {
+        let spy = Symbol::new("SPY");
+        let btc = Symbol::new("BTC-USD");
+        let limit = Duration::from_secs(15 * 60);
+        // 2024-05-14 is a Tuesday; 15:00Z is 11:00 in New York.
+        assert!(live_entry_allowed(&spy, at("2024-05-14T15:00:00Z"), at("2024-05-14T15:05:00Z"), limit).is_ok());
+        let old = live_entry_allowed(&spy, at("2024-05-14T15:00:00Z"), at("2024-05-14T15:20:00Z"), limit);
+        assert!(old.unwrap_err().contains("old"));
+        let night = live_entry_allowed(&spy, at("2024-05-14T02:00:00Z"), at("2024-05-14T02:01:00Z"), limit);
+        assert!(night.unwrap_err().contains("regular session"));
+        let saturday = live_entry_allowed(&spy, at("2024-05-18T15:00:00Z"), at("2024-05-18T15:01:00Z"), limit);
+        assert!(saturday.is_err());
+        assert!(live_entry_allowed(&btc, at("2024-05-18T02:00:00Z"), at("2024-05-18T02:01:00Z"), limit).is_ok());
     }
 }

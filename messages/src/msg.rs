@@ -165,3 +165,11 @@ pub struct RunSummary {
     pub last_step: Option<DateTime<Utc>>,
     pub steps: u64,
 }
+
+/// Market clock to quote_service in live mode: one step with the quotes fetched since the last.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<StepReport, StepError>")]
+pub struct LiveTick {
+    pub step: u64,
+    pub time: DateTime<Utc>,
+}

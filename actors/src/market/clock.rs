@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use actix::Addr;
 use chrono::{DateTime, Utc};
-use neolight_messages::{Bar, StepError, Tick};
+use neolight_messages::{Bar, LiveTick, StepError, Tick};
 use tokio::sync::watch;
 use tracing::info;
 
@@ -99,6 +99,31 @@ pub async fn run_sim(
         let bars = market.next_tick(time);
         quote_service
             .send(Tick { step, time, bars })
+            .await
+            .map_err(|err| StepError::new(format!("quote_service did not take step {step}: {err}")))??;
+    }
+}
+
+/// Steps the live market every `tick` of wall time with the quotes the refresher stored.
+pub async fn run_live(
+    quote_service: Addr<QuoteService>,
+    tick: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> Result<ClockEnd, StepError> {
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut step = 0u64;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => return Ok(ClockEnd::Stopped { steps: step }),
+        }
+        if *stop.borrow() {
+            return Ok(ClockEnd::Stopped { steps: step });
+        }
+        step += 1;
+        quote_service
+            .send(LiveTick { step, time: Utc::now() })
             .await
             .map_err(|err| StepError::new(format!("quote_service did not take step {step}: {err}")))??;
     }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use neolight_messages::{Fill, OrderRequest, PortfolioView, Symbol};
+use neolight_messages::{Fill, OrderRequest, PortfolioView, Quote, Symbol};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +69,7 @@ pub struct LedgerContents {
 pub struct Ledger {
     db: sled::Db,
     records: sled::Tree,
+    quotes: sled::Tree,
     snapshots: sled::Tree,
     meta: sled::Tree,
     next_seq: u64,
@@ -92,11 +93,12 @@ impl Ledger {
         let records = db.open_tree("ledger")?;
         let snapshots = db.open_tree("snapshots")?;
         let meta = db.open_tree("meta")?;
+        let quotes = db.open_tree("quotes")?;
         let next_seq = match records.last()? {
             Some((key, _)) => u64::from_be_bytes(key.as_ref().try_into().unwrap_or([0; 8])) + 1,
             None => 1,
         };
-        Ok(Ledger { db, records, snapshots, meta, next_seq })
+        Ok(Ledger { db, records, quotes, snapshots, meta, next_seq })
     }
 
     pub fn read_all(&self) -> Result<LedgerContents, LedgerError> {
@@ -144,6 +146,27 @@ impl Ledger {
     pub fn set_last_step_time(&self, time: DateTime<Utc>) -> Result<(), LedgerError> {
         self.meta.insert(LAST_STEP_TIME, time.to_rfc3339().as_bytes())?;
         Ok(())
+    }
+
+    /// Stores the last quote per symbol; sled's background flush makes it durable within 500 ms.
+    pub fn put_quotes(&self, quotes: &[Quote]) -> Result<(), LedgerError> {
+        for quote in quotes {
+            let value = serde_json::to_vec(quote).expect("quotes serialize");
+            self.quotes.insert(quote.symbol.as_str().as_bytes(), value)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the persisted quote cache; entries that do not decode are skipped.
+    pub fn read_quotes(&self) -> Result<Vec<Quote>, LedgerError> {
+        let mut out = Vec::new();
+        for entry in self.quotes.iter() {
+            let (_, value) = entry?;
+            if let Ok(quote) = serde_json::from_slice::<Quote>(&value) {
+                out.push(quote);
+            }
+        }
+        Ok(out)
     }
 
     /// Makes every write so far durable; returns the bytes sled wrote.

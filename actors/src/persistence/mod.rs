@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use neolight_messages::{
-    BrainState, BrainUpdated, Fill, FinishRun, MarketSource, OrderRequest, PortfolioUpdated, PortfolioView,
+    BrainState, BrainUpdated, Fill, FinishRun, MarketSource, OrderRequest, PortfolioUpdated, PortfolioView, Quote,
     RunSummary, StepCompleted, StepError, StepReport, WriteFinalSnapshot,
 };
 use rust_decimal::prelude::ToPrimitive;
@@ -70,6 +70,8 @@ pub struct Recovered {
     pub disagreement: Option<String>,
     pub rebuilt_from_journal: bool,
     pub fills: usize,
+    /// The persisted quote cache (live market only).
+    pub quotes: Vec<Quote>,
 }
 
 /// Counters for the run summary and benchmarks.
@@ -208,7 +210,16 @@ impl Store {
             .collect();
         let last_fill_time = ledger_fills.iter().map(|f| f.timestamp).max();
         let durable_until = contents.last_step_time.max(last_fill_time);
+        let quotes = if market == MarketSource::Live {
+            ledger.read_quotes().unwrap_or_else(|err| {
+                warn!(agent = NAME, error = %err, "cannot read the persisted quote cache; starting with an empty one");
+                Vec::new()
+            })
+        } else {
+            Vec::new()
+        };
         let recovered = Recovered {
+            quotes,
             portfolio: portfolio.clone(),
             open_intents,
             last_step_time: durable_until,
@@ -608,5 +619,22 @@ impl Handler<GetStoreStats> for Persistence {
 
     fn handle(&mut self, _msg: GetStoreStats, _ctx: &mut Self::Context) -> Self::Result {
         MessageResult(self.store.stats.clone())
+    }
+}
+
+/// quote_service's refresher to persistence: quotes to keep across restarts.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct PersistQuotes {
+    pub quotes: Vec<Quote>,
+}
+
+impl Handler<PersistQuotes> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, msg: PersistQuotes, _ctx: &mut Self::Context) {
+        if let Err(err) = self.store.ledger.put_quotes(&msg.quotes) {
+            warn!(agent = NAME, error = %err, "cannot persist quotes");
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use neolight_messages::{CloseStep, Freshness, LiveTick, Quote, QuotesUpdated, StepError, StepReport, Symbol, Tick};
+use neolight_messages::{CloseStep, Freshness, GetQuote, LiveTick, Quote, QuotesUpdated, StepError, StepReport, Symbol, Tick};
 use tracing::info;
 
 use crate::execution_router::ExecutionRouter;
@@ -185,6 +185,14 @@ impl Handler<LiveTick> for QuoteService {
             self.shared.heartbeat(NAME);
         }
         self.run_step(QuotesUpdated { step: msg.step, time: msg.time, quotes: Arc::new(quotes) })
+    }
+}
+
+impl Handler<GetQuote> for QuoteService {
+    type Result = Option<Quote>;
+
+    fn handle(&mut self, msg: GetQuote, _ctx: &mut Self::Context) -> Self::Result {
+        self.shared.quotes.read().expect("quotes lock poisoned").get(&msg.symbol).cloned()
     }
 }
 

@@ -173,3 +173,10 @@ pub struct LiveTick {
     pub step: u64,
     pub time: DateTime<Utc>,
 }
+
+/// Query to quote_service: the cached quote of one symbol, whatever its freshness.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Option<crate::domain::Quote>")]
+pub struct GetQuote {
+    pub symbol: crate::domain::Symbol,
+}

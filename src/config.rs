@@ -59,19 +59,19 @@ pub struct ProviderArgs {
     /// Timeout of one provider request, at most 10s [default: 5s].
     #[arg(long, env = "NEOLIGHT_REQUEST_TIMEOUT", allow_hyphen_values = true)]
     pub request_timeout: Option<String>,
-    /// Calls a breaker sees before it judges the failure rate [default: 5].
+    /// Calls a breaker counts before it judges the failure rate [default: 5].
     #[arg(long, env = "NEOLIGHT_BREAKER_MIN_CALLS", allow_hyphen_values = true)]
     pub breaker_min_calls: Option<String>,
     /// First open period of a breaker; it doubles on each reopening [default: 30s].
     #[arg(long, env = "NEOLIGHT_BREAKER_BASE_OPEN", allow_hyphen_values = true)]
     pub breaker_base_open: Option<String>,
-    /// Longest open period of a breaker [default: 10m].
+    /// Maximum open period of a breaker [default: 10m].
     #[arg(long, env = "NEOLIGHT_BREAKER_MAX_OPEN", allow_hyphen_values = true)]
     pub breaker_max_open: Option<String>,
     /// A call slower than this counts as a breaker failure [default: 3s].
     #[arg(long, env = "NEOLIGHT_BREAKER_SLOW_CALL", allow_hyphen_values = true)]
     pub breaker_slow_call: Option<String>,
-    /// Longest wait of the background refresher for one provider's rate-limit permit [default: 5s].
+    /// Maximum wait of the background refresher for one provider's rate-limit permit [default: 5s].
     #[arg(long, env = "NEOLIGHT_PERMIT_WAIT", allow_hyphen_values = true)]
     pub permit_wait: Option<String>,
     /// Alpaca rate limits, comma-separated windows such as 200/min [default: 200/min].

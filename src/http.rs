@@ -17,14 +17,14 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-/// What the handlers need besides the shared state.
+/// Handler state besides the shared snapshots.
 pub struct HttpState {
     pub shared: Arc<Shared>,
     /// The live provider cascade; `None` for sim and replay.
     pub cascade: Option<Arc<Cascade>>,
     pub max_age: std::time::Duration,
     pub stale_cap: std::time::Duration,
-    /// `NEOLIGHT_API_KEY`; operator routes answer 403 without it.
+    /// `NEOLIGHT_API_KEY`; without it, operator routes return 403.
     pub api_key: Option<String>,
     pub require_auth: bool,
 }
@@ -107,7 +107,7 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     error(StatusCode::NOT_FOUND, format!("no route for {} {}", req.method(), req.path()))
 }
 
-/// The mesh clock: bar time in replay, wall time otherwise.
+/// Returns the mesh clock: bar time in replay, wall time otherwise.
 fn mesh_now(shared: &Shared) -> DateTime<Utc> {
     let status = shared.status.read().expect("status lock poisoned");
     match (status.market, status.mesh_time) {
@@ -264,7 +264,7 @@ async fn quote(state: State, symbol: web::Path<String>) -> HttpResponse {
     if symbol.as_str().is_empty() || symbol.as_str().len() > 32 {
         return error(StatusCode::BAD_REQUEST, format!("{:?} is not a symbol", symbol.as_str()));
     }
-    // Live: a quote that is not fresh is refreshed when a provider can answer now.
+    // Live: a quote that is not fresh is refreshed when a provider can be called now.
     if let Some(cascade) = &state.cascade {
         let now = Utc::now();
         let fresh = state.shared.quotes.read().expect("quotes lock poisoned").get(&symbol).is_some_and(|q| {

@@ -83,7 +83,7 @@ pub fn run(config: RunConfig) -> u8 {
     code
 }
 
-/// What identifies a run: a rerun with the same identity resumes, another one is refused.
+/// Builds the run identity: a rerun with the same identity resumes, another one is rejected.
 pub fn run_identity(config: &RunConfig, replay: Option<&ReplayData>) -> RunIdentity {
     let mut settings = BTreeMap::new();
     let mut inputs = Vec::new();
@@ -328,7 +328,7 @@ async fn run_mesh(config: RunConfig, replay: Option<ReplayData>, store: Store, r
                     code = 1;
                 }
                 Err(err) => {
-                    error!(error = %err, "persistence did not answer");
+                    error!(error = %err, "persistence did not respond");
                     code = 1;
                 }
             }
@@ -365,7 +365,7 @@ async fn run_mesh(config: RunConfig, replay: Option<ReplayData>, store: Store, r
             code = code.max(1);
         }
         Err(err) => {
-            error!(error = %err, "persistence did not answer the final snapshot");
+            error!(error = %err, "persistence did not respond to the final snapshot");
             code = code.max(1);
         }
     }

@@ -46,7 +46,7 @@ const PNL_FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// `atlas_brain.json` is replaced at most this often (an atomic replace costs about 0.5 ms).
 const BRAIN_WRITE_EVERY: Duration = Duration::from_secs(1);
 
-/// Why the store could not be opened. The binary exits 2 on these.
+/// Failure to open the store. The binary exits 2 on these.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("cannot open {path}: {source}")]

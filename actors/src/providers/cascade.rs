@@ -10,7 +10,7 @@
 //!   once; an auth or plan error disables the provider.
 //! - Concurrent fetches of one symbol share one cascade run.
 //! - When every provider that was called failed to connect, the cascade is `offline` until a
-//!   provider answers again. Each change is logged once.
+//!   provider responds again. Each change is logged once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +34,7 @@ pub struct CascadeSettings {
     pub breaker: BreakerConfig,
     /// Rate-limit windows per provider; providers not listed use [`default_quotas`].
     pub quotas: Vec<(ProviderId, Vec<Quota>)>,
-    /// Longest wait of the refresher for one provider's permit before it tries the next one.
+    /// Maximum wait of the refresher for one provider's permit before it tries the next one.
     pub permit_wait: Duration,
 }
 
@@ -70,7 +70,7 @@ pub struct FetchReport {
     pub attempts: Vec<Attempt>,
     /// Whether a request was sent to any provider.
     pub called_any: bool,
-    /// Whether any provider sent an HTTP answer.
+    /// Whether any provider sent an HTTP response.
     pub reached_any: bool,
 }
 
@@ -348,7 +348,7 @@ impl Cascade {
     fn note_connectivity(&self, called_any: bool, reached_any: bool, symbol: &Symbol) {
         if reached_any {
             if self.offline.swap(false, Ordering::Relaxed) {
-                info!(symbol = %symbol, "online: a quote provider answered again");
+                info!(symbol = %symbol, "online: a quote provider responded again");
             }
         } else if called_any && !self.offline.swap(true, Ordering::Relaxed) {
             warn!(symbol = %symbol, "offline: no quote provider could be reached; serving cached quotes with their age and probing at the breakers' pace");
@@ -365,7 +365,7 @@ impl Cascade {
             .map(|at| at.saturating_duration_since(now))
     }
 
-    /// Whether some provider could be called now (credentials and a closed or half-open breaker).
+    /// Returns whether some provider can be called now (credentials and a closed or half-open breaker).
     pub fn any_callable(&self) -> bool {
         let now = Instant::now();
         self.slots.iter().any(|s| {

@@ -1,6 +1,6 @@
 //! Requests to the quote providers: one pooled reqwest client (rustls), per-provider base URLs
-//! and credentials, a request timeout, and a bounded body read. Answers are classified by
-//! [`super::classify`]; failures before an HTTP answer become [`Attempted::Timeout`] or
+//! and credentials, a request timeout, and a bounded body read. Responses are classified by
+//! [`super::classify`]; failures before an HTTP response become [`Attempted::Timeout`] or
 //! [`Attempted::Connect`]. Nothing here logs; callers scrub and log.
 
 use std::time::{Duration, Instant};
@@ -11,13 +11,13 @@ use neolight_messages::Symbol;
 use super::classify::{classify, classify_alpaca_multi, Outcome, ProviderId, RawResponse};
 use super::scrub::Scrubber;
 
-/// Answers larger than this are cut and classified as they are (every quote answer is far smaller).
+/// Response bodies larger than this are cut and classified as they are (quote responses are far smaller).
 const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// RapidAPI's host header names the Alpha Vantage listing, also when the base URL is overridden.
 pub const RAPIDAPI_HOST: &str = "alpha-vantage.p.rapidapi.com";
 
-/// Yahoo answers scripts without a browser-like User-Agent with 429 or 403.
+/// Yahoo rejects clients without a browser-like User-Agent with 429 or 403.
 const BROWSER_USER_AGENT: &str =
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36";
 
@@ -73,7 +73,7 @@ impl Credentials {
         }
     }
 
-    /// Every configured secret value, for the scrubber.
+    /// Returns every configured secret value, for the scrubber.
     pub fn secrets(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some((id, secret)) = &self.alpaca {
@@ -112,12 +112,12 @@ pub fn base_url_variable(provider: ProviderId) -> &'static str {
     }
 }
 
-/// How one call ended.
+/// Result of one provider call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Attempted {
-    /// The provider answered; the answer's classification.
+    /// The provider responded; the response's classification.
     Answered(Outcome),
-    /// No answer within the request timeout.
+    /// No response within the request timeout.
     Timeout,
     /// No connection (refused, unreachable, DNS, TLS); the detail is scrubbed and has no URL.
     Connect(String),
@@ -141,7 +141,7 @@ impl Attempted {
             | Attempted::Answered(Outcome::Transient { detail })
             | Attempted::Answered(Outcome::Malformed { detail })
             | Attempted::Answered(Outcome::RateLimited { detail, .. }) => detail.clone(),
-            Attempted::Timeout => "no answer within the request timeout".to_string(),
+            Attempted::Timeout => "no response within the request timeout".to_string(),
             Attempted::Connect(detail) => detail.clone(),
         }
     }
@@ -157,7 +157,7 @@ pub struct ProviderClient {
 }
 
 impl ProviderClient {
-    /// Builds the client; `base_urls` holds overrides, the rest use [`default_base_url`].
+    /// Builds the client; providers missing from `overrides` use [`default_base_url`].
     pub fn new(
         credentials: Credentials,
         overrides: &[(ProviderId, String)],
@@ -236,7 +236,7 @@ impl ProviderClient {
         }
     }
 
-    /// Sends one request and reads at most [`MAX_BODY_BYTES`] of the answer.
+    /// Sends one request and reads at most [`MAX_BODY_BYTES`] of the response body.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, Attempted> {
         let response = request.send().await.map_err(|err| self.transport_error(err))?;
         let status = response.status().as_u16();

@@ -17,7 +17,7 @@ use super::cascade::{Cascade, FetchReport};
 use crate::persistence::{Persistence, PersistQuotes};
 use crate::shared::Shared;
 
-/// Longest idle sleep, so a new symbol or a released provider is picked up soon.
+/// Maximum idle sleep, so a new symbol or a released provider is picked up soon.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
 /// Turns a cascade result into a cache entry fetched now.

@@ -152,34 +152,39 @@ impl Cascade {
         self.slots.iter().filter(|s| s.has_credentials).map(|s| s.id).collect()
     }
 
-    /// Fetches one symbol; concurrent calls for the same symbol share one cascade run.
+    /// Fetches one symbol; concurrent calls for the same symbol share one cascade run. When the
+    /// caller running the cascade is dropped before it finishes, the waiting callers start over
+    /// and one of them runs the cascade instead.
     pub async fn fetch(&self, symbol: &Symbol, mode: Mode) -> FetchReport {
-        let receiver = {
-            let mut inflight = self.inflight.lock().expect("inflight lock poisoned");
-            match inflight.get_mut(symbol) {
-                Some(waiters) => {
-                    let (tx, rx) = oneshot::channel();
-                    waiters.push(tx);
-                    Some(rx)
+        loop {
+            let receiver = {
+                let mut inflight = self.inflight.lock().expect("inflight lock poisoned");
+                match inflight.get_mut(symbol) {
+                    Some(waiters) => {
+                        let (tx, rx) = oneshot::channel();
+                        waiters.push(tx);
+                        Some(rx)
+                    }
+                    None => {
+                        inflight.insert(symbol.clone(), Vec::new());
+                        None
+                    }
                 }
+            };
+            match receiver {
+                Some(rx) => match rx.await {
+                    Ok(report) => return report,
+                    // The running caller was dropped: start over.
+                    Err(_) => continue,
+                },
                 None => {
-                    inflight.insert(symbol.clone(), Vec::new());
-                    None
+                    let mut guard = InflightGuard { cascade: self, symbol, finished: false };
+                    let report = self.run(symbol, mode, 0).await;
+                    guard.finish(&report);
+                    return report;
                 }
             }
-        };
-        if let Some(rx) = receiver {
-            if let Ok(report) = rx.await {
-                return report;
-            }
         }
-
-        let report = self.run(symbol, mode, 0).await;
-        let waiters = self.inflight.lock().expect("inflight lock poisoned").remove(symbol).unwrap_or_default();
-        for waiter in waiters {
-            let _ = waiter.send(report.clone());
-        }
-        report
     }
 
     /// Refreshes several symbols: one Alpaca multi-symbol request first when Alpaca can be
@@ -413,6 +418,34 @@ impl Cascade {
         slot.breaker.lock().expect("breaker lock poisoned").release(Instant::now());
         info!(provider = provider.as_str(), "provider released by the operator");
         true
+    }
+}
+
+/// Removes a symbol's in-flight entry when its cascade run ends or is dropped; dropping the
+/// waiters' senders wakes them, so they do not wait for a run that will never finish.
+struct InflightGuard<'a> {
+    cascade: &'a Cascade,
+    symbol: &'a Symbol,
+    finished: bool,
+}
+
+impl InflightGuard<'_> {
+    fn finish(&mut self, report: &FetchReport) {
+        let waiters = self.cascade.inflight.lock().expect("inflight lock poisoned").remove(self.symbol).unwrap_or_default();
+        for waiter in waiters {
+            let _ = waiter.send(report.clone());
+        }
+        self.finished = true;
+    }
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Ok(mut inflight) = self.cascade.inflight.lock() {
+                inflight.remove(self.symbol);
+            }
+        }
     }
 }
 

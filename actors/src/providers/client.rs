@@ -272,7 +272,10 @@ impl ProviderClient {
     pub async fn fetch(&self, provider: ProviderId, symbol: &Symbol, now: DateTime<Utc>) -> (Attempted, Duration) {
         let started = Instant::now();
         let result = match self.send(self.request(provider, symbol.as_str())).await {
-            Ok(answer) => Attempted::Answered(self.scrubbed(classify(provider, symbol, &answer.raw(), now))),
+            Ok(answer) => {
+                let answer = answer.scrub_body(&self.scrubber);
+                Attempted::Answered(self.scrubbed(classify(provider, symbol, &answer.raw(), now)))
+            }
             Err(attempted) => attempted,
         };
         (result, started.elapsed())
@@ -290,7 +293,7 @@ impl ProviderClient {
             .header("APCA-API-KEY-ID", id)
             .header("APCA-API-SECRET-KEY", secret);
         let result = match self.send(request).await {
-            Ok(answer) => Ok(classify_alpaca_multi(symbols, &answer.raw(), now)
+            Ok(answer) => Ok(classify_alpaca_multi(symbols, &answer.scrub_body(&self.scrubber).raw(), now)
                 .into_iter()
                 .map(|(symbol, outcome)| (symbol, self.scrubbed(outcome)))
                 .collect()),
@@ -320,6 +323,21 @@ struct Answer {
 }
 
 impl Answer {
+    /// Replaces every configured secret in a text body before it is classified, so that a key a
+    /// provider echoes back cannot survive in a detail that the classifier shortens.
+    fn scrub_body(mut self, scrubber: &Scrubber) -> Self {
+        if scrubber.is_empty() {
+            return self;
+        }
+        if let Ok(text) = std::str::from_utf8(&self.body) {
+            let scrubbed = scrubber.scrub(text);
+            if scrubbed != text {
+                self.body = scrubbed.into_bytes();
+            }
+        }
+        self
+    }
+
     fn raw(&self) -> RawResponse<'_> {
         RawResponse {
             status: self.status,

@@ -1,8 +1,8 @@
 //! `quote_service`: the quote cache and the start of every trading step.
 //!
 //! In `sim` and `replay` the market clock hands it each step's bars; it caches one quote per
-//! symbol (price = close) with its fetch time on the mesh clock, publishes the cache for HTTP
-//! readers, then drives the step: `QuotesUpdated` to execution_router (fills at the open),
+//! symbol (price = close) with its fetch time on the mesh clock in the shared map that HTTP
+//! readers use, then drives the step: `QuotesUpdated` to execution_router (fills at the open),
 //! `QuotesUpdated` to smart_trader (decisions at the close), `CloseStep` to execution_router.
 
 use std::collections::BTreeMap;
@@ -32,43 +32,11 @@ pub fn freshness(now: DateTime<Utc>, fetched_at: DateTime<Utc>, max_age: Duratio
     }
 }
 
-/// Last valid quote per symbol.
-#[derive(Debug, Default, Clone)]
-pub struct QuoteCache {
-    quotes: BTreeMap<Symbol, Quote>,
-}
-
-impl QuoteCache {
-    /// Stores a quote unless the cache already holds a newer one for its symbol.
-    pub fn insert(&mut self, quote: Quote) -> bool {
-        match self.quotes.get(&quote.symbol) {
-            Some(held) if held.exchange_time > quote.exchange_time => false,
-            _ => {
-                self.quotes.insert(quote.symbol.clone(), quote);
-                true
-            }
-        }
-    }
-
-    pub fn get(&self, symbol: &Symbol) -> Option<&Quote> {
-        self.quotes.get(symbol)
-    }
-
-    pub fn len(&self) -> usize {
-        self.quotes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.quotes.is_empty()
-    }
-}
-
 pub struct QuoteService {
     source: &'static str,
     /// Live market: the symbols traded, and the fetch time of each one's quote already stepped.
     universe: Vec<Symbol>,
     stepped: BTreeMap<Symbol, DateTime<Utc>>,
-    cache: QuoteCache,
     router: Addr<ExecutionRouter>,
     trader: Addr<SmartTrader>,
     shared: Arc<Shared>,
@@ -81,7 +49,6 @@ impl QuoteService {
             source,
             universe: Vec::new(),
             stepped: BTreeMap::new(),
-            cache: QuoteCache::default(),
             router,
             trader,
             shared,
@@ -123,7 +90,8 @@ impl Actor for QuoteService {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.shared.set_agent_state(NAME, AgentState::Stopped);
-        info!(agent = NAME, cached = self.cache.len(), "stopped");
+        let cached = self.shared.quotes.read().map(|q| q.len()).unwrap_or_default();
+        info!(agent = NAME, cached, "stopped");
     }
 }
 
@@ -146,10 +114,12 @@ impl Handler<Tick> for QuoteService {
             })
             .collect();
         {
-            let mut published = self.shared.quotes.write().expect("quotes lock poisoned");
+            // The shared map is the cache: HTTP handlers read it without a message.
+            let mut cache = self.shared.quotes.write().expect("quotes lock poisoned");
             for quote in &quotes {
-                if self.cache.insert(quote.clone()) {
-                    published.insert(quote.symbol.clone(), quote.clone());
+                let newer = cache.get(&quote.symbol).is_none_or(|held| held.exchange_time <= quote.exchange_time);
+                if newer {
+                    cache.insert(quote.symbol.clone(), quote.clone());
                 }
             }
         }

@@ -1,11 +1,14 @@
 //! `persistence`: the sled ledger, snapshots and the mirror files, written by this actor alone.
 //!
 //! Durability rules:
-//! - A step's intents, fills and cancels are flushed together when the step ends, before any of
-//!   them is visible outside the mesh (HTTP, mirrors, the brain). New fills are appended to
-//!   `state/fills.csv` and fsynced first, then the ledger, a snapshot naming the last sequence it
-//!   covers and the step time are written and sled is flushed: one grouped flush per step that
-//!   has orders. Steps without orders flush nothing; a rerun re-derives them.
+//! - A step's new intents, fills and cancels are flushed together when the step ends, before
+//!   any of them is visible outside the mesh (HTTP, mirrors, the brain). New fills are appended
+//!   to `state/fills.csv` and fsynced first, then the ledger, a snapshot naming the last sequence
+//!   it covers and the step time are written and sled is flushed.
+//! - In a replay only steps with new orders flush: a step whose only records are fills of
+//!   durable intents, or cancels, follows deterministically from them, so its records wait for
+//!   the next flush and a rerun re-derives them after a crash. That is one grouped flush per
+//!   step that has orders, plus one at the end. In sim and live every step with records flushes.
 //! - Every record is keyed by its client order id and every PnL row by its time, so a rerun that
 //!   re-derives earlier steps writes nothing that is already there and checks each re-derived
 //!   fill against the stored one. Any difference halts trading.
@@ -104,6 +107,11 @@ pub struct Store {
     pnl_flushed_at: Instant,
     pub stats: StoreStats,
     last_view: Option<PortfolioView>,
+    /// Records and journal fills recorded but not flushed yet.
+    pending_records: Vec<LedgerRecord>,
+    pending_fills: Vec<Fill>,
+    /// Replay only: steps without new orders wait for the next flush.
+    defer_order_free_steps: bool,
 }
 
 impl Store {
@@ -243,6 +251,9 @@ impl Store {
             pnl_flushed_at: Instant::now(),
             stats: StoreStats::default(),
             last_view: None,
+            pending_records: Vec::new(),
+            pending_fills: Vec::new(),
+            defer_order_free_steps: market == MarketSource::Replay,
         };
         Ok((store, recovered))
     }
@@ -316,9 +327,17 @@ impl Store {
             self.pnl_csv.push(&pnl_row(&step.portfolio)).map_err(io_step)?;
             self.pnl_last_time = Some(step.time);
         }
-        if !records.is_empty() {
-            self.flush_records(&records, &new_fills, &step.portfolio)?;
-            self.stats.new_orders += step.intents.len() as u64;
+        let new_intents = records.iter().filter(|r| matches!(r, LedgerRecord::Intent { .. })).count();
+        let has_records = !records.is_empty();
+        self.pending_records.extend(records);
+        self.pending_fills.extend(new_fills.into_iter().cloned());
+        // A replay step without new orders needs no flush of its own: its fills follow from
+        // durable intents, so a rerun re-derives them. They are flushed with the next step that
+        // has orders, or at the end.
+        let must_flush = !self.pending_records.is_empty() && (new_intents > 0 || !self.defer_order_free_steps);
+        if must_flush {
+            self.flush_pending(&step.portfolio)?;
+            self.stats.new_orders += new_intents as u64;
             if self.durable_until.is_none_or(|t| step.time > t) {
                 self.durable_until = Some(step.time);
             }
@@ -338,7 +357,7 @@ impl Store {
             orders: step.intents.len(),
             rejections: step.rejections.len(),
             fills: step.fills.len(),
-            rederived: rederived && records.is_empty(),
+            rederived: rederived && !has_records,
         };
         Ok((report, events))
     }
@@ -375,15 +394,19 @@ impl Store {
         Ok(())
     }
 
-    fn flush_records(&mut self, records: &[LedgerRecord], new_fills: &[&Fill], view: &PortfolioView) -> Result<(), StepError> {
-        if !new_fills.is_empty() {
-            for fill in new_fills {
+    /// Writes every pending record as one group: fills to the journal with fsync, then the
+    /// ledger, a snapshot of `view` and the step time, then one sled flush.
+    fn flush_pending(&mut self, view: &PortfolioView) -> Result<(), StepError> {
+        let records = std::mem::take(&mut self.pending_records);
+        let fills = std::mem::take(&mut self.pending_fills);
+        if !fills.is_empty() {
+            for fill in &fills {
                 self.fills_csv.push(&fill_row(fill)).map_err(io_step)?;
             }
             self.fills_csv.sync().map_err(io_step)?;
         }
         let ledger_err = |e: ledger::LedgerError| StepError::new(format!("ledger write failed: {e}"));
-        let seq = self.ledger.append(records).map_err(ledger_err)?;
+        let seq = self.ledger.append(&records).map_err(ledger_err)?;
         self.ledger.put_snapshot(&Snapshot::of(view, seq)).map_err(ledger_err)?;
         self.ledger.set_last_step_time(view.time).map_err(ledger_err)?;
         self.ledger.flush().map_err(ledger_err)?;
@@ -395,6 +418,11 @@ impl Store {
 
     /// Writes a snapshot of the last step and makes every file durable.
     pub fn final_flush(&mut self) -> Result<(), StepError> {
+        if !self.pending_records.is_empty() {
+            if let Some(view) = self.last_view.clone() {
+                self.flush_pending(&view)?;
+            }
+        }
         if let Some(view) = &self.last_view {
             let ledger_err = |e: ledger::LedgerError| StepError::new(format!("ledger write failed: {e}"));
             self.ledger.put_snapshot(&Snapshot::of(view, self.ledger.last_seq())).map_err(ledger_err)?;

@@ -164,7 +164,9 @@ impl ProviderArgs {
             credentials: Credentials::from_env(),
             base_urls,
             timeout,
-            cascade: CascadeSettings { breaker, quotas, permit_wait },
+            // A caller waits at most two request timeouts for the whole cascade: one provider
+            // may hang to its timeout and the next one still gets a full try.
+            cascade: CascadeSettings { breaker, quotas, permit_wait, caller_budget: timeout * 2 },
         }
     }
 }

@@ -264,8 +264,9 @@ async fn quote(state: State, symbol: web::Path<String>) -> HttpResponse {
     if symbol.as_str().is_empty() || symbol.as_str().len() > 32 {
         return error(StatusCode::BAD_REQUEST, format!("{:?} is not a symbol", symbol.as_str()));
     }
-    // Live: a quote that is not fresh is refreshed when a provider can be called now.
-    if let Some(cascade) = &state.cascade {
+    // Live: a quote that is not fresh is refreshed when a provider can be called now. Offline,
+    // the cached quote is served at once and the refresher alone probes the providers.
+    if let Some(cascade) = state.cascade.as_ref().filter(|c| !c.is_offline()) {
         let now = Utc::now();
         let fresh = state.shared.quotes.read().expect("quotes lock poisoned").get(&symbol).is_some_and(|q| {
             freshness(now, q.fetched_at, state.max_age, state.stale_cap) == neolight_messages::Freshness::Fresh

@@ -1,7 +1,8 @@
 //! `neolight quote SYMBOL... [--json]`: one quote per symbol straight from the provider
 //! cascade. It opens no data directory, so it runs beside a running mesh.
 
-use chrono::Utc;
+use std::sync::Arc;
+
 use neolight_actors::providers::cascade::{Cascade, FetchReport, Mode};
 use neolight_actors::providers::client::ProviderClient;
 use neolight_messages::Symbol;
@@ -12,7 +13,6 @@ use tracing::error;
 use crate::config::ProviderConfig;
 
 fn report_json(report: &FetchReport) -> Value {
-    let now = Utc::now();
     match &report.quote {
         Some((provider, quote)) => json!({
             "symbol": report.symbol,
@@ -23,7 +23,6 @@ fn report_json(report: &FetchReport) -> Value {
             "freshness": "fresh",
             "age_ms": 0,
             "exchange_time": quote.exchange_time,
-            "exchange_age_ms": quote.exchange_time.map(|t| (now - t).num_milliseconds().max(0)),
             "attempts": report.attempts,
         }),
         None => json!({
@@ -65,15 +64,35 @@ pub fn run(symbols: Vec<Symbol>, providers: ProviderConfig, as_json: bool) -> u8
             return 2;
         }
     };
-    let system = actix::System::new();
-    let reports = system.block_on(async move {
-        let cascade = Cascade::new(client, &providers.cascade);
-        let mut reports = Vec::with_capacity(symbols.len());
-        for symbol in &symbols {
-            reports.push(cascade.fetch(symbol, Mode::Caller).await);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            error!(error = %err, "cannot start the async runtime");
+            return 2;
+        }
+    };
+    // Symbols are fetched concurrently, so the command takes about one cascade's time.
+    let reports = runtime.block_on(async move {
+        let cascade = Arc::new(Cascade::new(client, &providers.cascade));
+        let tasks: Vec<_> = symbols
+            .into_iter()
+            .map(|symbol| {
+                let cascade = cascade.clone();
+                tokio::spawn(async move { cascade.fetch(&symbol, Mode::Caller).await })
+            })
+            .collect();
+        let mut reports = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            match task.await {
+                Ok(report) => reports.push(report),
+                Err(err) => error!(error = %err, "a quote task failed"),
+            }
         }
         reports
     });
+    // A name lookup stuck in a resolver thread must not hold the process after the budget:
+    // the runtime is shut down without waiting for it.
+    runtime.shutdown_background();
     if as_json {
         let quotes: Vec<Value> = reports.iter().map(report_json).collect();
         println!("{}", json!({ "quotes": quotes }));

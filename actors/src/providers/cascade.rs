@@ -36,11 +36,19 @@ pub struct CascadeSettings {
     pub quotas: Vec<(ProviderId, Vec<Quota>)>,
     /// Maximum wait of the refresher for one provider's permit before it tries the next one.
     pub permit_wait: Duration,
+    /// Maximum time one caller's fetch spends on provider calls; providers not reached by
+    /// then are reported as `timeout` without being called.
+    pub caller_budget: Duration,
 }
 
 impl Default for CascadeSettings {
     fn default() -> Self {
-        CascadeSettings { breaker: BreakerConfig::default(), quotas: Vec::new(), permit_wait: Duration::from_secs(5) }
+        CascadeSettings {
+            breaker: BreakerConfig::default(),
+            quotas: Vec::new(),
+            permit_wait: Duration::from_secs(5),
+            caller_budget: Duration::from_secs(5),
+        }
     }
 }
 
@@ -110,6 +118,7 @@ pub struct Cascade {
     inflight: Mutex<HashMap<Symbol, Vec<oneshot::Sender<FetchReport>>>>,
     offline: AtomicBool,
     permit_wait: Duration,
+    caller_budget: Duration,
 }
 
 /// Time until the next 00:00 UTC, when the providers' daily quotas reset.
@@ -140,7 +149,7 @@ impl Cascade {
                 }
             })
             .collect();
-        Cascade { client, slots, inflight: Mutex::new(HashMap::new()), offline: AtomicBool::new(false), permit_wait: settings.permit_wait }
+        Cascade { client, slots, inflight: Mutex::new(HashMap::new()), offline: AtomicBool::new(false), permit_wait: settings.permit_wait, caller_budget: settings.caller_budget }
     }
 
     pub fn is_offline(&self) -> bool {
@@ -279,10 +288,31 @@ impl Cascade {
         let mut called_any = false;
         let mut reached_any = false;
         let mut quote = None;
+        // A caller gets an answer within one budget, however many providers hang; the
+        // refresher has no such bound and keeps trying the providers in order.
+        let deadline = (mode == Mode::Caller).then(|| Instant::now() + self.caller_budget);
         for slot in &self.slots[start..] {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                attempts.push(Attempt {
+                    provider: slot.id.as_str(),
+                    outcome: "timeout",
+                    detail: format!("not called: the request's budget of {:?} was used up", self.caller_budget),
+                    elapsed_ms: 0,
+                });
+                continue;
+            }
             let Some(permit) = self.acquire(slot, mode, &mut attempts).await else { continue };
             called_any = true;
-            let (attempted, elapsed) = self.client.fetch(slot.id, symbol, Utc::now()).await;
+            let started = Instant::now();
+            let call = self.client.fetch(slot.id, symbol, Utc::now());
+            let (attempted, elapsed) = match left {
+                Some(left) => match tokio::time::timeout(left, call).await {
+                    Ok(done) => done,
+                    Err(_) => (Attempted::Timeout, started.elapsed()),
+                },
+                None => call.await,
+            };
             if matches!(attempted, Attempted::Answered(_)) {
                 reached_any = true;
             }

@@ -39,6 +39,7 @@ fn settings() -> CascadeSettings {
         },
         quotas: ProviderId::ALL.iter().map(|id| (*id, vec![Quota::new(10_000, Duration::from_secs(1))])).collect(),
         permit_wait: Duration::from_secs(10),
+        caller_budget: Duration::from_secs(10),
     }
 }
 

@@ -1,38 +1,39 @@
-//! Per-provider rate limits: one governor GCRA limiter per documented quota window.
+//! Per-provider rate limits: a sliding-window log per documented quota window.
 //!
-//! A window of `count` calls per `per` allows a burst of `count` calls and then refills one
-//! call every `per / count`. A call is allowed only when every window of the provider allows
-//! it.
+//! # Guarantee
 //!
-//! governor 0.8 has no way to test a window without consuming a cell, so
-//! [`ProviderLimiter::check`] avoids taking cells from some windows when another rejects by
-//! choosing the order in which it queries them:
+//! For each quota of `count` calls per `per`, at most `count` calls are granted in any
+//! half-open interval `[t, t + per)`, and up to `count` calls may be granted at once. A call is
+//! granted only when every window of its provider has room, and is then counted in all of
+//! them. A rejected call changes no window, so it uses up nothing. A window has room when it
+//! contains fewer than `count` grants younger than `per`. It grants again at the instant its
+//! oldest grant turns `per` old, so the full sustained rate of `count` per `per` is available.
 //!
-//! 1. A window that rejected earlier is known to reject until the instant its rejection named,
-//!    so until then `check` rejects without querying any window.
-//! 2. Each grant reports how many more cells the window had left. Unless another caller took
-//!    them, a window with cells left cannot reject the next call, because cells only come
-//!    back over time. So windows that had none left are queried first, and the others
-//!    afterwards. Among the former the longest refill interval goes first, because that
-//!    window takes longest to get a cell back and so is the likeliest to reject.
+//! GCRA (as in governor) is not used because with a burst of `count` it refills one call every
+//! `per / count`, so an interval of length `per` can contain `2 × count − 1` grants (measured:
+//! 19 in one second at a quota of 10/s), and providers that count calls per window answer the
+//! excess with 429.
 //!
-//! With a single caller, a rejected call therefore consumes nothing unless the last grant left
-//! two or more windows without spare cells and one of them rejects after another granted.
-//! Then each window that granted before the rejection loses one cell, which is at most one cell
-//! with the two-window quotas of [`default_quotas`]. With concurrent callers any window can
-//! reject after others granted, with the same loss of one cell per window queried before the
-//! rejecting one.
+//! # Cost
+//!
+//! Each window keeps the instants of its grants still younger than `per` in a ring buffer
+//! allocated when the limiter is built, so [`ProviderLimiter::check`] does not allocate: it
+//! takes one mutex shared by the provider's windows, reads the clock once and does a constant
+//! amount of work per window plus one step per grant that has aged out.
+//!
+//! The buffer has room for `min(count, 4097)` entries. A window with a `count` above 4096
+//! records each grant at its instant rounded up to a multiple of `per / 4096` (rounded up to
+//! whole nanoseconds), and grants made at the same recorded instant share one entry. Such a
+//! window keeps the guarantee, because a grant counts from an instant no earlier than its real
+//! one, but may reject a call for up to `per / 4096` longer than an exact log would. Windows
+//! with a `count` of 4096 or less record exact instants.
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::num::NonZeroU32;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
-
-use governor::clock::{Clock, DefaultClock, ReasonablyRealtime, Reference};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::RateLimiter;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 const SECOND: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
@@ -125,11 +126,6 @@ impl Quota {
             per: unit_period * multiplier,
         })
     }
-
-    /// Interval in which one cell refills, at least 1 ns.
-    fn refill_interval(&self) -> Duration {
-        (self.per / self.count.max(1)).max(Duration::from_nanos(1))
-    }
 }
 
 impl FromStr for Quota {
@@ -182,90 +178,256 @@ pub fn default_quotas(provider: &str) -> Vec<Quota> {
     }
 }
 
-type WindowLimiter<C> = RateLimiter<NotKeyed, InMemoryState, C, StateInformationMiddleware>;
+/// Largest `count` whose window records exact grant instants, and the number of steps a
+/// larger window's `per` is divided into.
+const EXACT_MAX: u32 = 4096;
 
-/// One quota window and what earlier calls learned about it.
-struct Window<C: Clock> {
-    quota: Quota,
-    /// `None` for a quota with a count of 0, which never grants.
-    limiter: Option<WindowLimiter<C>>,
-    /// Cells the window had left after its last grant, a lower bound of what it has now.
-    /// Set to 0 by a rejection.
-    spare: AtomicU32,
-    /// Nanoseconds after the limiter's origin before which the window rejects, as named by
-    /// its last rejection. `u64::MAX` means never.
-    blocked_until: AtomicU64,
+/// Source of the current time for a [`ProviderLimiter`].
+///
+/// Successive readings should not decrease. A grant read at an instant earlier than the
+/// window's newest grant is recorded at that newest grant's instant, so the guarantee holds,
+/// but a log may then grow beyond its preallocated capacity.
+pub trait LimiterClock {
+    /// Returns the current instant.
+    fn now(&self) -> Instant;
 }
 
-/// Outcome of requesting a cell from one window.
+/// The system's monotonic clock, [`Instant::now`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealClock;
+
+impl LimiterClock for RealClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// Test clock that moves only when [`advance`](Self::advance) is called. Clones share one
+/// time.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    start: Instant,
+    /// Nanoseconds since `start`.
+    elapsed: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// Creates a clock reading the current real instant, which stays fixed until advanced.
+    pub fn new() -> Self {
+        ManualClock {
+            start: Instant::now(),
+            elapsed: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Moves the time of this clock and of all its clones forward by `by`, saturating after
+    /// about 584 years.
+    pub fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self
+            .elapsed
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |elapsed| {
+                Some(elapsed.saturating_add(by))
+            });
+    }
+
+    /// Time the clock has been advanced by since it was created.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.elapsed.load(Ordering::Acquire))
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock::new()
+    }
+}
+
+impl LimiterClock for ManualClock {
+    fn now(&self) -> Instant {
+        self.start + self.elapsed()
+    }
+}
+
+/// Grants of one window recorded at the same instant.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Nanoseconds after the limiter's origin.
+    at: u64,
+    /// Grants recorded at `at`, at least 1.
+    grants: u32,
+}
+
+/// The sliding-window log of one quota. Times are nanoseconds after the limiter's origin.
+#[derive(Debug)]
+struct Window {
+    /// Grants allowed in any interval of length `per`. A count of 0 never grants.
+    count: u32,
+    /// Length of the window in ns, at least 1. Periods of 584 years or more are `u64::MAX`.
+    per: u64,
+    /// Rounding of recorded instants in ns: grants are recorded at their instant rounded up to
+    /// a multiple of `step`, so 1 records exact instants.
+    step: u64,
+    /// Grants younger than `per` at the last pruning, oldest first, at strictly increasing
+    /// instants. With a clock that does not go back it never has more than
+    /// `min(count, exact_max + 1)` entries, the capacity allocated at construction.
+    log: VecDeque<Entry>,
+    /// Sum of `grants` over `log`, at most `count`.
+    granted: u32,
+}
+
+impl Window {
+    /// Creates the window of `quota`, whose `per` is not zero. Counts above `exact_max` round
+    /// grant instants up to multiples of `per / exact_max`.
+    fn new(quota: &Quota, exact_max: u32) -> Self {
+        let per = u64::try_from(quota.per.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let step = if quota.count <= exact_max {
+            1
+        } else {
+            per.div_ceil(u64::from(exact_max))
+        };
+        // With rounding, the entries younger than `per` lie on distinct multiples of `step`
+        // in an interval shorter than `per + step <= (exact_max + 1) * step`.
+        let capacity = quota.count.min(exact_max.saturating_add(1));
+        Window {
+            count: quota.count,
+            per,
+            step,
+            log: VecDeque::with_capacity(capacity as usize),
+            granted: 0,
+        }
+    }
+
+    /// Drops the grants that are at least `per` old at `now`.
+    fn prune(&mut self, now: u64) {
+        while let Some(oldest) = self.log.front() {
+            if oldest.at.saturating_add(self.per) > now {
+                break;
+            }
+            self.granted -= oldest.grants;
+            self.log.pop_front();
+        }
+    }
+
+    /// Returns how long after `now` the window has room for one grant (zero when it has room
+    /// now), or `None` when it never has. Expects `prune(now)` first.
+    fn wait(&self, now: u64) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        if self.granted < self.count {
+            return Some(0);
+        }
+        self.log
+            .front()
+            .map(|oldest| oldest.at.saturating_add(self.per).saturating_sub(now))
+    }
+
+    /// Records one grant at `now`. Expects the window to have room.
+    fn record(&mut self, now: u64) {
+        let mut at = now.div_ceil(self.step).saturating_mul(self.step);
+        if let Some(newest) = self.log.back_mut() {
+            at = at.max(newest.at);
+            if newest.at == at {
+                newest.grants += 1;
+                self.granted += 1;
+                return;
+            }
+        }
+        self.log.push_back(Entry { at, grants: 1 });
+        self.granted += 1;
+    }
+}
+
+/// Reason a call was not granted.
 enum Rejection {
-    /// The window may grant after this wait.
+    /// Every window has room again after this wait, unless other calls take it first.
     For(Duration),
-    /// The window never grants.
+    /// A window has a count of 0 and never grants.
     Forever,
 }
 
-/// Rate limits of one provider, one governor direct limiter per quota window.
+/// Rate limits of one provider: a sliding-window log per quota, under one mutex.
 ///
-/// Shareable between threads. [`check`](Self::check) takes no lock and does not allocate:
-/// it reads the clock once, does an atomic load per window and one governor check per window
-/// it queries. The clock is governor's default, or any governor [`Clock`] for tests.
-pub struct ProviderLimiter<C: Clock = DefaultClock> {
-    /// Windows sorted by refill interval, longest first: the order in which windows without
-    /// spare cells are queried.
-    windows: Vec<Window<C>>,
-    /// Quotas as given, for [`describe`](Self::describe).
+/// Shareable between threads. See the module documentation for the guarantee and the cost of
+/// [`check`](Self::check). Time comes from a [`LimiterClock`]: [`RealClock`] by default, or
+/// [`ManualClock`] in tests.
+pub struct ProviderLimiter<C: LimiterClock = RealClock> {
+    /// Windows, one per quota with a non-zero period. Empty when there is no limit.
+    windows: Mutex<Vec<Window>>,
+    /// Whether `windows` is empty, so an unlimited limiter takes no lock.
+    unlimited: bool,
+    /// Quotas as given, without those with a zero period, for [`describe`](Self::describe).
     quotas: Vec<Quota>,
     clock: C,
-    origin: C::Instant,
+    /// Instant that window times count from.
+    origin: Instant,
 }
 
-impl ProviderLimiter<DefaultClock> {
-    /// Creates a limiter with one window per quota, using governor's default clock.
+impl ProviderLimiter<RealClock> {
+    /// Creates a limiter with one window per quota, reading the system's monotonic clock.
     ///
     /// A quota with a `per` of zero sets no limit and is left out. A quota with a `count` of
     /// 0 never grants, so [`check`](Self::check) always returns false and
     /// [`until_ready`](Self::until_ready) never completes. An empty list sets no limit.
     pub fn new(quotas: &[Quota]) -> Self {
-        Self::with_clock(quotas, DefaultClock::default())
+        Self::with_clock(quotas, RealClock)
     }
 }
 
-impl<C: Clock + Clone> ProviderLimiter<C> {
-    /// Creates a limiter like [`ProviderLimiter::new`] that reads time from `clock`, which
-    /// every window shares through clones.
+impl<C: LimiterClock> ProviderLimiter<C> {
+    /// Creates a limiter like [`ProviderLimiter::new`] that reads time from `clock`.
     pub fn with_clock(quotas: &[Quota], clock: C) -> Self {
-        let origin = clock.now();
+        Self::with_exact_max(quotas, clock, EXACT_MAX)
+    }
+
+    /// Creates a limiter like [`with_clock`](Self::with_clock) whose windows with a `count`
+    /// above `exact_max` round grant instants up to multiples of `per / exact_max`.
+    fn with_exact_max(quotas: &[Quota], clock: C, exact_max: u32) -> Self {
         let quotas: Vec<Quota> = quotas
             .iter()
-            .filter(|q| !q.per.is_zero())
+            .filter(|quota| !quota.per.is_zero())
             .cloned()
             .collect();
-        let mut windows: Vec<Window<C>> = quotas
+        let windows: Vec<Window> = quotas
             .iter()
-            .map(|quota| Window::new(quota.clone(), clock.clone()))
+            .map(|quota| Window::new(quota, exact_max))
             .collect();
-        windows.sort_by_key(|window| {
-            std::cmp::Reverse(match window.limiter {
-                None => Duration::MAX,
-                Some(_) => window.quota.refill_interval(),
-            })
-        });
+        let origin = clock.now();
         ProviderLimiter {
-            windows,
+            unlimited: windows.is_empty(),
+            windows: Mutex::new(windows),
             quotas,
             clock,
             origin,
         }
     }
-}
 
-impl<C: Clock> ProviderLimiter<C> {
-    /// Takes a cell from every window and returns true, or returns false at once when any
-    /// window rejects. See the module documentation for when a rejected call still consumes
-    /// a cell.
+    /// Grants a call and returns true when every window has room now, recording the grant in
+    /// each of them. Otherwise returns false and changes nothing. Does not sleep: it blocks
+    /// only on the provider's mutex, which other calls hold for a few steps per window.
     pub fn check(&self) -> bool {
         self.try_acquire().is_ok()
+    }
+
+    /// Waits until a call is granted, as by [`check`](Self::check), sleeping between attempts
+    /// until the windows that rejected it have room again. For the background refresher, not
+    /// for callers that must return at once.
+    ///
+    /// Sleeps with `tokio::time::sleep`, so it needs a Tokio runtime with the time driver and
+    /// a clock that advances with Tokio's timer, such as [`RealClock`]. Never completes when a
+    /// quota has a count of 0. Cancel-safe: dropping the future before it completes takes no
+    /// grant.
+    pub async fn until_ready(&self) {
+        loop {
+            match self.try_acquire() {
+                Ok(()) => return,
+                Err(Rejection::For(wait)) => tokio::time::sleep(wait).await,
+                Err(Rejection::Forever) => std::future::pending::<()>().await,
+            }
+        }
     }
 
     /// Returns the quotas as a list for display, such as `30/s, 60/min`, or `unlimited`.
@@ -285,64 +447,34 @@ impl<C: Clock> ProviderLimiter<C> {
         &self.quotas
     }
 
-    /// Takes a cell from every window, or returns how long the rejecting window needs.
+    /// Records a grant in every window, or returns how long until all of them have room.
     fn try_acquire(&self) -> Result<(), Rejection> {
-        let now = self.clock.now();
-        let now_nanos = now.duration_since(self.origin).as_u64();
-
-        // Rejections known from earlier calls cost no cell.
-        let mut known_wait = 0u64;
-        for window in &self.windows {
-            let blocked_until = window.blocked_until.load(Ordering::Acquire);
-            if blocked_until == u64::MAX {
-                return Err(Rejection::Forever);
-            }
-            known_wait = known_wait.max(blocked_until.saturating_sub(now_nanos));
+        if self.unlimited {
+            return Ok(());
         }
-        if known_wait > 0 {
-            return Err(Rejection::For(Duration::from_nanos(known_wait)));
-        }
-
-        // Windows without spare cells first, then the others. The split is fixed before any
-        // grant, because a grant updates `spare`.
-        let mut empty_mask = 0u64;
-        for (index, window) in self.windows.iter().enumerate().take(64) {
-            if window.spare.load(Ordering::Acquire) == 0 {
-                empty_mask |= 1 << index;
+        let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        // Read under the lock, so grants are recorded in the order of their instants.
+        let now = self.clock.now().saturating_duration_since(self.origin);
+        let now = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+        let mut wait = 0;
+        for window in windows.iter_mut() {
+            window.prune(now);
+            match window.wait(now) {
+                Some(window_wait) => wait = wait.max(window_wait),
+                None => return Err(Rejection::Forever),
             }
         }
-        let was_empty = |index: usize| index < 64 && empty_mask & (1 << index) != 0;
-        for first_pass in [true, false] {
-            for (index, window) in self.windows.iter().enumerate() {
-                if was_empty(index) == first_pass {
-                    window.acquire(now, self.origin)?;
-                }
-            }
+        if wait > 0 {
+            return Err(Rejection::For(Duration::from_nanos(wait)));
+        }
+        for window in windows.iter_mut() {
+            window.record(now);
         }
         Ok(())
     }
 }
 
-impl<C: Clock + ReasonablyRealtime> ProviderLimiter<C> {
-    /// Waits until a [`check`](Self::check) succeeds, sleeping between attempts for the wait
-    /// the rejecting window names. For the background refresher, not for callers that must
-    /// return at once.
-    ///
-    /// Sleeps with `tokio::time::sleep`, so it needs a Tokio runtime with the time driver.
-    /// Never completes when a quota has a count of 0.
-    pub async fn until_ready(&self) {
-        const MIN_SLEEP: Duration = Duration::from_millis(1);
-        loop {
-            match self.try_acquire() {
-                Ok(()) => return,
-                Err(Rejection::For(wait)) => tokio::time::sleep(wait.max(MIN_SLEEP)).await,
-                Err(Rejection::Forever) => std::future::pending::<()>().await,
-            }
-        }
-    }
-}
-
-impl<C: Clock> fmt::Debug for ProviderLimiter<C> {
+impl<C: LimiterClock> fmt::Debug for ProviderLimiter<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProviderLimiter")
             .field("quotas", &self.describe())
@@ -350,115 +482,108 @@ impl<C: Clock> fmt::Debug for ProviderLimiter<C> {
     }
 }
 
-impl<C: Clock> Window<C> {
-    fn new(quota: Quota, clock: C) -> Self {
-        match NonZeroU32::new(quota.count) {
-            Some(burst) => {
-                let governor_quota = governor::Quota::with_period(quota.refill_interval())
-                    .expect("refill interval is at least 1 ns")
-                    .allow_burst(burst);
-                let limiter = RateLimiter::direct_with_clock(governor_quota, clock)
-                    .with_middleware::<StateInformationMiddleware>();
-                Window {
-                    quota,
-                    limiter: Some(limiter),
-                    spare: AtomicU32::new(burst.get()),
-                    blocked_until: AtomicU64::new(0),
-                }
-            }
-            None => Window {
-                quota,
-                limiter: None,
-                spare: AtomicU32::new(0),
-                blocked_until: AtomicU64::new(u64::MAX),
-            },
-        }
-    }
-
-    /// Takes one cell and stores what the grant or rejection implies for later calls.
-    fn acquire(&self, now: C::Instant, origin: C::Instant) -> Result<(), Rejection> {
-        let Some(limiter) = &self.limiter else {
-            return Err(Rejection::Forever);
-        };
-        match limiter.check() {
-            Ok(snapshot) => {
-                self.spare
-                    .store(snapshot.remaining_burst_capacity(), Ordering::Release);
-                Ok(())
-            }
-            Err(not_until) => {
-                let earliest = not_until
-                    .earliest_possible()
-                    .duration_since(origin)
-                    .as_u64();
-                self.spare.store(0, Ordering::Release);
-                self.blocked_until.fetch_max(earliest, Ordering::AcqRel);
-                Err(Rejection::For(not_until.wait_time_from(now)))
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use governor::clock::FakeRelativeClock;
+    use proptest::prelude::*;
 
-    fn fake(quotas: &[Quota]) -> (ProviderLimiter<FakeRelativeClock>, FakeRelativeClock) {
-        let clock = FakeRelativeClock::default();
+    fn manual(quotas: &[Quota]) -> (ProviderLimiter<ManualClock>, ManualClock) {
+        let clock = ManualClock::new();
         (ProviderLimiter::with_clock(quotas, clock.clone()), clock)
     }
 
-    fn count_granted(limiter: &ProviderLimiter<FakeRelativeClock>, attempts: usize) -> usize {
+    fn count_granted<C: LimiterClock>(limiter: &ProviderLimiter<C>, attempts: usize) -> usize {
         (0..attempts).filter(|_| limiter.check()).count()
     }
 
+    /// Allocated capacity of each window's log.
+    fn capacities<C: LimiterClock>(limiter: &ProviderLimiter<C>) -> Vec<usize> {
+        let windows = limiter.windows.lock().unwrap();
+        windows.iter().map(|window| window.log.capacity()).collect()
+    }
+
+    /// Asserts that no half-open interval of length `per` contains more than `count` of
+    /// `granted` (instants in ns, ascending). The busiest interval starts at a grant, so only
+    /// those starts are checked.
+    fn assert_within(granted: &[u64], quota: &Quota) {
+        let per = quota.per.as_nanos() as u64;
+        let mut end = 0;
+        for (first, &start) in granted.iter().enumerate() {
+            while end < granted.len() && granted[end] - start < per {
+                end += 1;
+            }
+            let inside = end - first;
+            assert!(
+                inside <= quota.count as usize,
+                "{inside} grants in [{start}, {start} + {per}) ns under {quota}"
+            );
+        }
+    }
+
     #[test]
-    fn burst_passes_exactly_quota() {
-        let (limiter, _clock) = fake(&[Quota::new(5, MINUTE)]);
+    fn burst_of_count_then_reject() {
+        let (limiter, clock) = manual(&[Quota::new(5, MINUTE)]);
         assert_eq!(count_granted(&limiter, 5), 5);
         assert!(!limiter.check());
-        assert!(!limiter.check());
+        clock.advance(MINUTE - Duration::from_nanos(1));
+        assert_eq!(
+            count_granted(&limiter, 10),
+            0,
+            "1 ns before the burst ages out"
+        );
+        clock.advance(Duration::from_nanos(1));
+        assert_eq!(count_granted(&limiter, 10), 5, "the whole burst aged out");
     }
 
     #[test]
     fn burst_with_real_clock() {
         let limiter = ProviderLimiter::new(&[Quota::new(4, MINUTE)]);
-        let granted = (0..10).filter(|_| limiter.check()).count();
-        assert_eq!(granted, 4);
+        assert_eq!(count_granted(&limiter, 10), 4);
     }
 
     #[test]
-    fn refills_one_cell_per_interval() {
-        let (limiter, clock) = fake(&[Quota::new(6, MINUTE)]);
-        assert_eq!(count_granted(&limiter, 10), 6);
-        clock.advance(Duration::from_secs(9));
-        assert!(!limiter.check(), "a cell takes 10 s to refill");
-        clock.advance(Duration::from_secs(1));
-        assert!(limiter.check());
+    fn grants_again_when_oldest_leaves() {
+        let (limiter, clock) = manual(&[Quota::new(3, 10 * SECOND)]);
+        // Grants at 0 s, 1 s and 2 s.
+        for _ in 0..3 {
+            assert!(limiter.check());
+            clock.advance(SECOND);
+        }
+        // At 3 s to 9 s the window is full.
+        for _ in 3..10 {
+            assert!(!limiter.check(), "at {:?}", clock.elapsed());
+            clock.advance(SECOND);
+        }
+        // The grant of 0 s leaves at exactly 10 s, that of 1 s at 11 s.
+        assert_eq!(clock.elapsed(), 10 * SECOND);
+        assert!(limiter.check(), "at 10 s");
+        assert!(!limiter.check(), "one slot freed at 10 s");
+        clock.advance(SECOND - Duration::from_nanos(1));
+        assert!(!limiter.check(), "1 ns before 11 s");
+        clock.advance(Duration::from_nanos(1));
+        assert!(limiter.check(), "at 11 s");
         assert!(!limiter.check());
-        clock.advance(MINUTE);
-        assert_eq!(count_granted(&limiter, 10), 6);
     }
 
     #[test]
     fn tighter_window_governs() {
-        let (limiter, clock) = fake(&[Quota::new(3, SECOND), Quota::new(5, MINUTE)]);
-        assert_eq!(count_granted(&limiter, 10), 3, "per-second burst");
-        clock.advance(SECOND);
-        assert_eq!(count_granted(&limiter, 10), 2, "per-minute total of 5");
-        clock.advance(SECOND);
-        assert_eq!(
-            count_granted(&limiter, 10),
-            0,
-            "per-minute window still empty"
-        );
-        clock.advance(Duration::from_secs(12));
-        assert_eq!(
-            count_granted(&limiter, 10),
-            1,
-            "one per-minute cell every 12 s"
-        );
+        for quotas in [
+            [Quota::new(3, SECOND), Quota::new(5, MINUTE)],
+            [Quota::new(5, MINUTE), Quota::new(3, SECOND)],
+        ] {
+            let (limiter, clock) = manual(&quotas);
+            assert_eq!(count_granted(&limiter, 10), 3, "per-second burst");
+            clock.advance(SECOND);
+            assert_eq!(count_granted(&limiter, 10), 2, "per-minute total of 5");
+            clock.advance(SECOND);
+            assert_eq!(count_granted(&limiter, 10), 0, "per-minute window full");
+            // At 60 s the three grants of 0 s leave the minute window.
+            clock.advance(58 * SECOND);
+            assert_eq!(count_granted(&limiter, 10), 3, "at 60 s");
+            // At 61 s the two grants of 1 s leave it.
+            clock.advance(SECOND);
+            assert_eq!(count_granted(&limiter, 10), 2, "at 61 s");
+        }
     }
 
     #[test]
@@ -467,66 +592,75 @@ mod tests {
             [Quota::new(2, SECOND), Quota::new(4, MINUTE)],
             [Quota::new(4, MINUTE), Quota::new(2, SECOND)],
         ] {
-            let (limiter, clock) = fake(&quotas);
+            let (limiter, clock) = manual(&quotas);
             assert_eq!(count_granted(&limiter, 2), 2);
             assert_eq!(count_granted(&limiter, 50), 0);
             clock.advance(SECOND);
             assert_eq!(
                 count_granted(&limiter, 50),
                 2,
-                "per-minute cells kept: {quotas:?}"
+                "minute slots kept: {quotas:?}"
             );
+            for _ in 2..60 {
+                clock.advance(SECOND);
+                assert_eq!(
+                    count_granted(&limiter, 50),
+                    0,
+                    "minute window full: {quotas:?}"
+                );
+            }
             clock.advance(SECOND);
-            assert_eq!(
-                count_granted(&limiter, 50),
-                0,
-                "per-minute window empty: {quotas:?}"
-            );
-            clock.advance(Duration::from_secs(15));
-            assert_eq!(
-                count_granted(&limiter, 50),
-                1,
-                "one cell after 15 s: {quotas:?}"
-            );
+            assert_eq!(count_granted(&limiter, 50), 2, "at 60 s: {quotas:?}");
         }
     }
 
     #[test]
-    fn both_windows_empty_keeps_cells() {
-        // One call empties both windows; the per-second window refills first.
-        let (limiter, clock) = fake(&[Quota::new(1, SECOND), Quota::new(1, MINUTE)]);
+    fn rejection_by_one_window_keeps_the_others() {
+        // One call fills both windows; the per-second window must still have room at 60 s
+        // after 59 calls rejected by the per-minute window.
+        let (limiter, clock) = manual(&[Quota::new(1, SECOND), Quota::new(1, MINUTE)]);
         assert!(limiter.check());
         for _ in 0..59 {
             clock.advance(SECOND);
             assert!(!limiter.check());
         }
         clock.advance(SECOND);
-        assert!(limiter.check(), "the per-second window lost no cell");
+        assert!(limiter.check());
     }
 
     #[test]
-    fn daily_window_loses_no_cells() {
+    fn twelvedata_defaults_over_36_hours() {
         let per_minute = Quota::new(8, MINUTE);
         let per_day = Quota::new(800, DAY);
         for quotas in [[per_minute.clone(), per_day.clone()], [per_day, per_minute]] {
-            let (limiter, clock) = fake(&quotas);
-            let mut granted = 0;
-            // One call per second, at t = 0 s to 129,599 s (36 h).
-            for _ in 0..(36 * 3600) {
+            let (limiter, clock) = manual(&quotas);
+            let mut granted = Vec::new();
+            // One call per second, at t = 0 s to 129,599 s.
+            for second in 0..36 * 3600u64 {
                 if limiter.check() {
-                    granted += 1;
+                    granted.push(second);
                 }
                 clock.advance(SECOND);
             }
-            // The day window's burst of 800, plus one cell every 108 s at t = 108 s to
-            // 129,492 s. Fewer would mean rejected calls took day cells.
-            assert_eq!(granted, 800 + 1199, "{quotas:?}");
+            // Seconds 0 to 7 of minutes 0 to 99 fill the day window (the last at 5,947 s).
+            // Each of those grants leaves it 86,400 s later, when the minute window has room,
+            // so the second day repeats the first and nothing is granted after 92,347 s.
+            let first_day: Vec<u64> = (0..100)
+                .flat_map(|minute| (0..8).map(move |second| minute * 60 + second))
+                .collect();
+            let expected: Vec<u64> = first_day
+                .iter()
+                .copied()
+                .chain(first_day.iter().map(|t| t + 86_400))
+                .collect();
+            assert_eq!(granted.len(), 1600, "{quotas:?}");
+            assert_eq!(granted, expected, "{quotas:?}");
         }
     }
 
     #[test]
     fn zero_count_never_grants() {
-        let (limiter, clock) = fake(&[Quota::new(0, MINUTE), Quota::new(5, SECOND)]);
+        let (limiter, clock) = manual(&[Quota::new(0, MINUTE), Quota::new(5, SECOND)]);
         assert!(!limiter.check());
         clock.advance(DAY);
         assert!(!limiter.check());
@@ -534,11 +668,53 @@ mod tests {
 
     #[test]
     fn no_quota_is_unlimited() {
-        let (limiter, _clock) = fake(&[]);
+        let (limiter, _clock) = manual(&[]);
         assert_eq!(count_granted(&limiter, 1000), 1000);
         assert_eq!(limiter.describe(), "unlimited");
-        let (zero_period, _clock) = fake(&[Quota::new(5, Duration::ZERO)]);
+        let (zero_period, _clock) = manual(&[Quota::new(5, Duration::ZERO)]);
         assert_eq!(count_granted(&zero_period, 100), 100);
+        assert_eq!(zero_period.describe(), "unlimited");
+    }
+
+    #[test]
+    fn large_count_rounds_and_stays_bounded() {
+        let quota = Quota::new(10_000, SECOND);
+        let (limiter, clock) = manual(std::slice::from_ref(&quota));
+        let capacity = capacities(&limiter);
+        assert!(capacity[0] > EXACT_MAX as usize);
+        assert_eq!(
+            count_granted(&limiter, 10_001),
+            10_000,
+            "burst of the full count"
+        );
+        let mut granted = vec![0; 10_000];
+        // One call every 50 µs for 3 s.
+        for call in 1..=60_000u64 {
+            clock.advance(Duration::from_micros(50));
+            if limiter.check() {
+                granted.push(call * 50_000);
+            }
+        }
+        assert_within(&granted, &quota);
+        // The burst at 0 s, 10,000 grants from 1 s on, when the burst leaves the window, and
+        // 10,000 from about 2 s on as those leave, each up to one step (244,141 ns) late.
+        assert_eq!(granted.len(), 30_000);
+        let windows = limiter.windows.lock().unwrap();
+        assert!(windows[0].log.len() <= EXACT_MAX as usize + 1);
+        drop(windows);
+        assert_eq!(capacities(&limiter), capacity, "the log never grew");
+    }
+
+    #[test]
+    fn concurrent_checks_grant_exactly_count() {
+        let limiter = ProviderLimiter::new(&[Quota::new(1000, MINUTE), Quota::new(5000, DAY)]);
+        let granted: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| count_granted(&limiter, 400)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(granted, 1000);
     }
 
     #[test]
@@ -647,18 +823,122 @@ mod tests {
     fn limiter_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<ProviderLimiter>();
+        assert_send_sync::<ProviderLimiter<ManualClock>>();
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn until_ready_paces_calls() {
-        let limiter = ProviderLimiter::new(&[Quota::new(5, SECOND)]);
-        let started = std::time::Instant::now();
+        let period = Duration::from_millis(300);
+        let limiter = ProviderLimiter::new(&[Quota::new(3, period)]);
+        let started = Instant::now();
+        let mut offsets = Vec::new();
         for _ in 0..7 {
             limiter.until_ready().await;
+            offsets.push(started.elapsed());
         }
-        let elapsed = started.elapsed();
-        // Five cells at once, then one every 200 ms.
-        assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
-        assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+        // Three at once, three when those leave the window, one when the second three do.
+        for (index, offset) in offsets.iter().enumerate() {
+            assert!(*offset >= period * (index as u32 / 3), "{offsets:?}");
+        }
+        assert!(offsets[2] < period, "{offsets:?}");
+        assert!(offsets[6] < Duration::from_secs(2), "{offsets:?}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn until_ready_never_completes_at_count_zero() {
+        let limiter = ProviderLimiter::new(&[Quota::new(0, SECOND)]);
+        let waited = tokio::time::timeout(Duration::from_millis(50), limiter.until_ready()).await;
+        assert!(waited.is_err());
+    }
+
+    /// Quotas of 1 to 3 windows with small counts and periods of 1 to 40 ms.
+    fn quotas_strategy(max_count: u32) -> impl Strategy<Value = Vec<Quota>> {
+        proptest::collection::vec(
+            (1..=max_count, 1u64..=40)
+                .prop_map(|(count, ms)| Quota::new(count, Duration::from_millis(ms))),
+            1..=3,
+        )
+    }
+
+    /// Gaps between calls in ms, often 0 so that bursts happen.
+    fn gaps_strategy() -> impl Strategy<Value = Vec<u64>> {
+        proptest::collection::vec(prop_oneof![2 => Just(0u64), 3 => 0u64..15], 0..300)
+    }
+
+    /// Runs the calls and returns each call's instant in ns and whether it was granted.
+    fn run_calls(
+        limiter: &ProviderLimiter<ManualClock>,
+        clock: &ManualClock,
+        gaps: &[u64],
+    ) -> Vec<(u64, bool)> {
+        gaps.iter()
+            .map(|gap| {
+                clock.advance(Duration::from_millis(*gap));
+                (clock.elapsed().as_nanos() as u64, limiter.check())
+            })
+            .collect()
+    }
+
+    /// Grants among `granted` that are younger than `per` at `now`.
+    fn younger_than(granted: &[u64], now: u64, per: u64) -> usize {
+        granted.iter().filter(|&&at| now - at < per).count()
+    }
+
+    proptest! {
+        /// With exact logs a call is granted exactly when each window contains fewer than
+        /// `count` earlier grants younger than `per`, so no window exceeds its count and a
+        /// rejection takes nothing that a later call could have had.
+        #[test]
+        fn exact_windows_match_the_sliding_window_model(
+            quotas in quotas_strategy(6),
+            gaps in gaps_strategy(),
+        ) {
+            let (limiter, clock) = manual(&quotas);
+            let capacity = capacities(&limiter);
+            let mut granted = Vec::new();
+            for (now, was_granted) in run_calls(&limiter, &clock, &gaps) {
+                let allowed = quotas.iter().all(|quota| {
+                    younger_than(&granted, now, quota.per.as_nanos() as u64) < quota.count as usize
+                });
+                prop_assert_eq!(was_granted, allowed, "call at {} ns, grants {:?}", now, granted);
+                if was_granted {
+                    granted.push(now);
+                }
+            }
+            for quota in &quotas {
+                assert_within(&granted, quota);
+            }
+            prop_assert_eq!(capacities(&limiter), capacity);
+        }
+
+        /// With rounded logs no window exceeds its count, and a call is rejected only when a
+        /// window contains `count` grants younger than `per` plus one rounding step.
+        #[test]
+        fn rounded_windows_keep_counts(
+            quotas in quotas_strategy(8),
+            gaps in gaps_strategy(),
+            exact_max in 1u32..4,
+        ) {
+            let clock = ManualClock::new();
+            let limiter = ProviderLimiter::with_exact_max(&quotas, clock.clone(), exact_max);
+            let capacity = capacities(&limiter);
+            let mut granted = Vec::new();
+            for (now, was_granted) in run_calls(&limiter, &clock, &gaps) {
+                if was_granted {
+                    granted.push(now);
+                } else {
+                    let justified = quotas.iter().any(|quota| {
+                        let per = quota.per.as_nanos() as u64;
+                        let step = if quota.count <= exact_max { 1 } else { per.div_ceil(u64::from(exact_max)) };
+                        younger_than(&granted, now, per + step) >= quota.count as usize
+                    });
+                    prop_assert!(justified, "call at {} ns rejected, grants {:?}", now, granted);
+                }
+            }
+            for quota in &quotas {
+                assert_within(&granted, quota);
+            }
+            prop_assert_eq!(capacities(&limiter), capacity);
+        }
     }
 }

@@ -244,15 +244,15 @@ async fn cold_refresh_keeps_finnhub_quota() {
         .respond(ProviderId::Finnhub, Timed { inner: QuoteResponder::new(ProviderId::Finnhub, "10"), arrivals: arrivals.clone() })
         .await;
     let credentials = Credentials { alpaca: None, ..credentials() };
-    let settings = with_quota(settings(), ProviderId::Finnhub, Quota::new(10, Duration::from_secs(1)));
+    let settings = with_quota(settings(), ProviderId::Finnhub, Quota::new(50, Duration::from_secs(1)));
     let cascade = cascade_with(credentials, &providers.bases(), &settings);
-    let cold = symbols(40);
+    let cold = symbols(200);
     let reports = cascade.refresh(&cold).await;
     let from_finnhub = reports.iter().filter(|r| source(r) == Some("finnhub")).count();
-    assert_eq!(from_finnhub, 40, "symbols priced by finnhub: {:?}", reports.iter().map(source).collect::<Vec<_>>());
+    assert_eq!(from_finnhub, 200, "symbols priced by finnhub: {:?}", reports.iter().map(source).collect::<Vec<_>>());
     let times = arrivals.times();
-    assert_eq!(times.len(), 40, "requests to finnhub");
-    assert_within_quota("finnhub at 10/s", &times, 10);
+    assert_eq!(times.len(), 200, "requests to finnhub");
+    assert_within_quota("finnhub at 50/s", &times, 50);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

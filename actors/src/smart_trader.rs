@@ -12,7 +12,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::America::New_York;
 use neolight_messages::{
-    BrainUpdated, Freshness, OrderRequest, OrdersFilled, QuotesUpdated, Side, SubmitOrders, Symbol,
+    BrainUpdated, Freshness, OrderRequest, OrdersFilled, Quote, QuotesUpdated, Side, SubmitOrders, Symbol,
 };
 use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::Decimal;
@@ -81,17 +81,9 @@ impl SmartTrader {
             let held = self.positions.get(&quote.symbol).copied().unwrap_or_default();
             let order = match target {
                 Target::Long if held.is_zero() => {
-                    let fresh = freshness(msg.time, quote.fetched_at, self.settings.max_age, self.settings.stale_cap)
-                        == Freshness::Fresh;
-                    if !fresh {
-                        debug!(agent = NAME, symbol = %quote.symbol, "no entry: quote is not fresh");
+                    if let Err(reason) = entry_allowed(quote, msg.time, &self.settings) {
+                        debug!(agent = NAME, symbol = %quote.symbol, %reason, "no entry");
                         continue;
-                    }
-                    if let Some(max_exchange_age) = self.settings.live_entry {
-                        if let Err(reason) = live_entry_allowed(&quote.symbol, quote.exchange_time, msg.time, max_exchange_age) {
-                            debug!(agent = NAME, symbol = %quote.symbol, %reason, "no entry");
-                            continue;
-                        }
                     }
                     let scaler = Decimal::from_f64(self.risk_scaler).unwrap_or(Decimal::ONE);
                     let qty = floor_qty(self.settings.order_notional * scaler / quote.price);
@@ -115,6 +107,19 @@ impl SmartTrader {
             });
         }
         orders
+    }
+}
+
+/// Checks whether `quote` may open a new position at mesh time `now`: it must be `fresh`, and
+/// in the live market also pass [`live_entry_allowed`].
+pub fn entry_allowed(quote: &Quote, now: DateTime<Utc>, settings: &TradingSettings) -> Result<(), String> {
+    let age = freshness(now, quote.fetched_at, settings.max_age, settings.stale_cap);
+    if age != Freshness::Fresh {
+        return Err(format!("quote is {}", age.as_str()));
+    }
+    match settings.live_entry {
+        Some(max_exchange_age) => live_entry_allowed(&quote.symbol, quote.exchange_time, now, max_exchange_age),
+        None => Ok(()),
     }
 }
 
@@ -228,6 +233,30 @@ mod tests {
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    fn quote_fetched(at: &str) -> Quote {
+        Quote {
+            symbol: Symbol::new("SPY"),
+            price: rust_decimal::Decimal::ONE_HUNDRED,
+            bid: None,
+            ask: None,
+            open: rust_decimal::Decimal::ONE_HUNDRED,
+            source: "finnhub".into(),
+            exchange_time: self::at(at),
+            fetched_at: self::at(at),
+        }
+    }
+
+    #[test]
+    fn entry_needs_fresh_quote() {
+        let settings = TradingSettings { max_age: Duration::from_secs(60), stale_cap: Duration::from_secs(3600), ..TradingSettings::default() };
+        let quote = quote_fetched("2024-05-14T15:00:00Z");
+        assert!(entry_allowed(&quote, at("2024-05-14T15:00:30Z"), &settings).is_ok());
+        let stale = entry_allowed(&quote, at("2024-05-14T15:05:00Z"), &settings).unwrap_err();
+        assert_eq!(stale, "quote is stale");
+        let expired = entry_allowed(&quote, at("2024-05-14T17:00:00Z"), &settings).unwrap_err();
+        assert_eq!(expired, "quote is expired");
     }
 
     #[test]

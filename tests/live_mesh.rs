@@ -20,49 +20,6 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/
 const LISTEN_LIMIT: Duration = Duration::from_secs(30);
 const STOP_LIMIT: Duration = Duration::from_secs(10);
 
-/// Port 9 (discard) has no listener on the test machines, so a provider aimed there fails to
-/// connect at once.
-const CLOSED_PORT: &str = "http://127.0.0.1:9";
-
-/// Provider ids and the variables that override their base URLs.
-const BASE_URLS: [(&str, &str); 6] = [
-    ("alpaca", "NEOLIGHT_ALPACA_DATA_BASE_URL"),
-    ("finnhub", "NEOLIGHT_FINNHUB_BASE_URL"),
-    ("twelvedata", "NEOLIGHT_TWELVEDATA_BASE_URL"),
-    ("alphavantage", "NEOLIGHT_ALPHAVANTAGE_BASE_URL"),
-    ("rapidapi", "NEOLIGHT_RAPIDAPI_BASE_URL"),
-    ("yahoo", "NEOLIGHT_YAHOO_BASE_URL"),
-];
-
-const CREDENTIALS: [&str; 6] =
-    ["APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "FINNHUB_API_KEY", "TWELVEDATA_API_KEY", "ALPHAVANTAGE_API_KEY", "RAPIDAPI_KEY"];
-
-/// Dummy credentials for every provider, for runs without a network.
-const DUMMY_KEYS: [(&str, &str); 6] = [
-    ("APCA_API_KEY_ID", "dummy-alpaca-id"),
-    ("APCA_API_SECRET_KEY", "dummy-alpaca-secret"),
-    ("FINNHUB_API_KEY", "dummy-finnhub"),
-    ("TWELVEDATA_API_KEY", "dummy-twelvedata"),
-    ("ALPHAVANTAGE_API_KEY", "dummy-alphavantage"),
-    ("RAPIDAPI_KEY", "dummy-rapidapi"),
-];
-
-/// Points every provider at 127.0.0.1: those named in `urls` at the given URL, the others at
-/// the closed port. Drops credentials inherited from the test's environment and sets `keys`.
-fn local_providers(cmd: &mut Command, urls: &[(&str, String)], keys: &[(&str, &str)]) {
-    for (name, variable) in BASE_URLS {
-        let url = urls.iter().find(|(p, _)| *p == name).map_or(CLOSED_PORT, |(_, u)| u.as_str());
-        assert!(url.starts_with("http://127.0.0.1:"), "{name} base URL {url} is not on 127.0.0.1");
-        cmd.env(variable, url);
-    }
-    for variable in CREDENTIALS {
-        cmd.env_remove(variable);
-    }
-    for (name, value) in keys {
-        cmd.env(name, value);
-    }
-}
-
 /// Starts `neolight run --market live ARGS` on 127.0.0.1 with every provider local.
 fn start_live(args: &[&str], data: &Path, urls: &[(&str, String)], keys: &[(&str, &str)], extra_env: &[(&str, &str)]) -> (Proc, u16) {
     let mut all = vec!["run", "--market", "live"];

@@ -18,32 +18,6 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/providers");
 
-/// Port 9 (discard) has no listener on the test machines, so a provider aimed there fails to
-/// connect at once.
-const CLOSED_PORT: &str = "http://127.0.0.1:9";
-
-/// Provider ids in cascade order, and the variables that override their base URLs.
-const BASE_URLS: [(&str, &str); 6] = [
-    ("alpaca", "NEOLIGHT_ALPACA_DATA_BASE_URL"),
-    ("finnhub", "NEOLIGHT_FINNHUB_BASE_URL"),
-    ("twelvedata", "NEOLIGHT_TWELVEDATA_BASE_URL"),
-    ("alphavantage", "NEOLIGHT_ALPHAVANTAGE_BASE_URL"),
-    ("rapidapi", "NEOLIGHT_RAPIDAPI_BASE_URL"),
-    ("yahoo", "NEOLIGHT_YAHOO_BASE_URL"),
-];
-
-const CREDENTIALS: [&str; 6] =
-    ["APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "FINNHUB_API_KEY", "TWELVEDATA_API_KEY", "ALPHAVANTAGE_API_KEY", "RAPIDAPI_KEY"];
-
-const ALL_KEYS: [(&str, &str); 6] = [
-    ("APCA_API_KEY_ID", "dummy-alpaca-id"),
-    ("APCA_API_SECRET_KEY", "dummy-alpaca-secret"),
-    ("FINNHUB_API_KEY", "dummy-finnhub"),
-    ("TWELVEDATA_API_KEY", "dummy-twelvedata"),
-    ("ALPHAVANTAGE_API_KEY", "dummy-alphavantage"),
-    ("RAPIDAPI_KEY", "dummy-rapidapi"),
-];
-
 /// Documented values of `attempts[].outcome`.
 const OUTCOMES: [&str; 10] = [
     "quote",
@@ -61,22 +35,6 @@ const OUTCOMES: [&str; 10] = [
 /// Documented keys of one entry of `quotes`, and of one attempt.
 const QUOTE_KEYS: [&str; 9] = ["symbol", "price", "bid", "ask", "source", "freshness", "age_ms", "exchange_time", "attempts"];
 const ATTEMPT_KEYS: [&str; 4] = ["provider", "outcome", "detail", "elapsed_ms"];
-
-/// Points every provider at 127.0.0.1: those named in `urls` at the given URL, the others at
-/// the closed port. Drops credentials inherited from the test's environment and sets `keys`.
-fn local_providers(cmd: &mut Command, urls: &[(&str, String)], keys: &[(&str, &str)]) {
-    for (name, variable) in BASE_URLS {
-        let url = urls.iter().find(|(p, _)| *p == name).map_or(CLOSED_PORT, |(_, u)| u.as_str());
-        assert!(url.starts_with("http://127.0.0.1:"), "{name} base URL {url} is not on 127.0.0.1");
-        cmd.env(variable, url);
-    }
-    for variable in CREDENTIALS {
-        cmd.env_remove(variable);
-    }
-    for (name, value) in keys {
-        cmd.env(name, value);
-    }
-}
 
 /// Removes settings inherited from the test's environment.
 fn clean_env(cmd: &mut Command) {
@@ -293,7 +251,7 @@ fn outcomes_name_each_failure() {
 
     // Rapid API's 3 s delay exceeds the 1 s request timeout.
     let urls: Vec<(&str, String)> = BASE_URLS.iter().map(|(name, _)| (*name, format!("{uri}/{name}"))).collect();
-    let done = run_quote(quote(&["AAPL", "--json", "--request-timeout", "1s"], &urls, &ALL_KEYS));
+    let done = run_quote(quote(&["AAPL", "--json", "--request-timeout", "1s"], &urls, &DUMMY_KEYS));
     assert_eq!(done.code(), Some(0), "exit code with yahoo returning a quote; stderr:\n{}", done.stderr);
 
     let doc = one_document(&done.stdout);
@@ -415,7 +373,7 @@ fn quote_in_namespace(setup: &str) -> Option<(Finished, Duration)> {
     cmd.args(["-n", "sh", "-c", &script]);
     clean_env(&mut cmd);
     cmd.env("NL_BIN", BIN);
-    for (name, value) in ALL_KEYS {
+    for (name, value) in DUMMY_KEYS {
         cmd.env(name, value);
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());

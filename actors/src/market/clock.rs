@@ -76,55 +76,54 @@ pub async fn run_replay(
     Ok(ClockEnd::Finished { steps: total })
 }
 
+/// Runs `step` every `tick` of wall time until stopped; a late tick is delayed, not doubled.
+async fn run_ticking<F, Fut>(tick: Duration, mut stop: watch::Receiver<bool>, mut step: F) -> Result<ClockEnd, StepError>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StepError>>,
+{
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut steps = 0u64;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => return Ok(ClockEnd::Stopped { steps }),
+        }
+        if *stop.borrow() {
+            return Ok(ClockEnd::Stopped { steps });
+        }
+        steps += 1;
+        step(steps).await?;
+    }
+}
+
 /// Ticks the sim market every `tick` of wall time until stopped.
 pub async fn run_sim(
     quote_service: Addr<QuoteService>,
     mut market: SimMarket,
     tick: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<ClockEnd, StepError> {
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut step = 0u64;
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.changed() => return Ok(ClockEnd::Stopped { steps: step }),
-        }
-        if *stop.borrow() {
-            return Ok(ClockEnd::Stopped { steps: step });
-        }
-        step += 1;
+    run_ticking(tick, stop, |step| {
         let time = Utc::now();
-        let bars = market.next_tick(time);
-        quote_service
-            .send(Tick { step, time, bars })
-            .await
-            .map_err(|err| StepError::new(format!("quote_service did not take step {step}: {err}")))??;
-    }
+        let request = quote_service.send(Tick { step, time, bars: market.next_tick(time) });
+        async move {
+            request.await.map_err(|err| StepError::new(format!("quote_service did not take step {step}: {err}")))??;
+            Ok(())
+        }
+    })
+    .await
 }
 
 /// Steps the live market every `tick` of wall time with the quotes the refresher stored.
-pub async fn run_live(
-    quote_service: Addr<QuoteService>,
-    tick: Duration,
-    mut stop: watch::Receiver<bool>,
-) -> Result<ClockEnd, StepError> {
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut step = 0u64;
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.changed() => return Ok(ClockEnd::Stopped { steps: step }),
+pub async fn run_live(quote_service: Addr<QuoteService>, tick: Duration, stop: watch::Receiver<bool>) -> Result<ClockEnd, StepError> {
+    run_ticking(tick, stop, |step| {
+        let request = quote_service.send(LiveTick { step, time: Utc::now() });
+        async move {
+            request.await.map_err(|err| StepError::new(format!("quote_service did not take step {step}: {err}")))??;
+            Ok(())
         }
-        if *stop.borrow() {
-            return Ok(ClockEnd::Stopped { steps: step });
-        }
-        step += 1;
-        quote_service
-            .send(LiveTick { step, time: Utc::now() })
-            .await
-            .map_err(|err| StepError::new(format!("quote_service did not take step {step}: {err}")))??;
-    }
+    })
+    .await
 }

@@ -227,10 +227,10 @@ pub struct RunArgs {
     /// Sim market seed [default: 42].
     #[arg(long, env = "NEOLIGHT_SEED", allow_hyphen_values = true)]
     pub seed: Option<String>,
-    /// Sim market symbols, comma-separated [default: AAPL,MSFT,SPY].
+    /// Symbols traded in sim and live, comma-separated [default: AAPL,MSFT,SPY].
     #[arg(long, env = "NEOLIGHT_UNIVERSE", allow_hyphen_values = true)]
     pub universe: Option<String>,
-    /// Sim market tick interval [default: 1s].
+    /// Step interval in sim and live [default: 1s].
     #[arg(long, env = "NEOLIGHT_TICK", allow_hyphen_values = true)]
     pub tick: Option<String>,
     /// Interval between PnL history rows in sim and live [default: 1m].
@@ -346,11 +346,19 @@ impl Problems {
             Some(text) => match parse(text) {
                 Ok(value) => value,
                 Err(problem) => {
-                    self.0.push(format!("--{name}: {problem}"));
+                    self.0.push(format!("--{name} (or {}): {problem}", variable_name(name)));
                     default
                 }
             },
         }
+    }
+}
+
+/// The environment variable that sets the same value as flag `--name`.
+fn variable_name(name: &str) -> String {
+    match name {
+        "port" => "PORT".to_string(),
+        _ => format!("NEOLIGHT_{}", name.to_uppercase().replace('-', "_")),
     }
 }
 
@@ -427,7 +435,7 @@ impl RunArgs {
             t.trim().parse::<u16>().map_err(|_| format!("{t:?} is not a port between 0 and 65535"))
         });
         let bind = p.take("bind", self.bind.as_deref(), IpAddr::from([0, 0, 0, 0]), |t| {
-            t.trim().parse::<IpAddr>().map_err(|_| format!("{t:?} is not an IP address"))
+            t.trim().parse::<IpAddr>().map_err(|_| format!("{t:?} is not an IP address; use for example 127.0.0.1 or 0.0.0.0"))
         });
         let seed = p.take("seed", self.seed.as_deref(), 42u64, |t| {
             t.trim().parse::<u64>().map_err(|_| format!("{t:?} is not an unsigned integer"))

@@ -53,8 +53,9 @@ fn authorized(state: &HttpState, req: &HttpRequest) -> Result<(), HttpResponse> 
 
 type State = web::Data<HttpState>;
 
-/// Binds the server; `PORT=0` picks a free port, returned with the server.
-pub fn start(state: HttpState, bind: SocketAddr) -> std::io::Result<(Server, SocketAddr)> {
+/// Starts the server on a bound listener; returns it with the address it listens on.
+pub fn start(state: HttpState, listener: std::net::TcpListener) -> std::io::Result<(Server, SocketAddr)> {
+    let addr = listener.local_addr()?;
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -90,8 +91,7 @@ pub fn start(state: HttpState, bind: SocketAddr) -> std::io::Result<(Server, Soc
     .workers(1)
     .disable_signals()
     .shutdown_timeout(2)
-    .bind(bind)?;
-    let addr = server.addrs().first().copied().unwrap_or(bind);
+    .listen(listener)?;
     Ok((server.run(), addr))
 }
 
@@ -261,7 +261,7 @@ async fn quotes(state: State) -> HttpResponse {
 
 async fn quote(state: State, symbol: web::Path<String>) -> HttpResponse {
     let symbol = Symbol::new(symbol.trim());
-    if symbol.as_str().is_empty() || symbol.as_str().len() > 32 {
+    if symbol.as_str().is_empty() || symbol.as_str().len() > 64 {
         return error(StatusCode::BAD_REQUEST, format!("{:?} is not a symbol", symbol.as_str()));
     }
     // Live: a quote that is not fresh is refreshed when a provider can be called now. Offline,

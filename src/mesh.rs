@@ -37,7 +37,7 @@ use rust_decimal::prelude::ToPrimitive;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::config::RunConfig;
+use crate::config::{LogFormat, RunConfig};
 use crate::http::{self, HttpState};
 
 /// Exit codes: 0 done, 1 the run failed or trading halted, 2 bad input or configuration.
@@ -61,6 +61,15 @@ pub fn run(config: RunConfig) -> u8 {
         info!(steps = data.steps.len(), bars = data.bar_count, "replay loaded");
     }
 
+    // The port is taken before the data directory is touched, so a busy port writes nothing.
+    let listener = match std::net::TcpListener::bind(SocketAddr::new(config.bind, config.port)) {
+        Ok(listener) => listener,
+        Err(err) => {
+            error!(bind = %config.bind, port = config.port, error = %err, "cannot start the HTTP server; choose another --port or --bind");
+            return 2;
+        }
+    };
+
     let identity = run_identity(&config, replay.as_ref());
     let dir = match DataDir::open(&config.data_dir, &identity, config.reset_state) {
         Ok(dir) => dir,
@@ -79,7 +88,7 @@ pub fn run(config: RunConfig) -> u8 {
     };
 
     let system = actix::System::new();
-    let code = system.block_on(run_mesh(config, replay, store, recovered));
+    let code = system.block_on(run_mesh(config, replay, store, recovered, listener));
     code
 }
 
@@ -87,6 +96,9 @@ pub fn run(config: RunConfig) -> u8 {
 pub fn run_identity(config: &RunConfig, replay: Option<&ReplayData>) -> RunIdentity {
     let mut settings = BTreeMap::new();
     let mut inputs = Vec::new();
+    // Sim and live rebuild the portfolio from the ledger's fills and the initial cash, so a
+    // different initial cash would contradict the stored snapshots.
+    settings.insert("initial-cash".to_string(), config.trading.initial_cash.to_string());
     if let Some(data) = replay {
         let trading = &config.trading;
         settings.insert("initial-cash".to_string(), trading.initial_cash.to_string());
@@ -106,6 +118,8 @@ pub fn run_identity(config: &RunConfig, replay: Option<&ReplayData>) -> RunIdent
                 symbols: file.symbols.iter().map(|s| s.to_string()).collect(),
             });
         }
+        // The order of --replay flags does not change the run: steps are handled in symbol order.
+        inputs.sort_by(|a, b| a.path.cmp(&b.path));
     }
     RunIdentity { schema_version: SCHEMA_VERSION, market: config.market.as_str().to_string(), inputs, settings }
 }
@@ -127,7 +141,21 @@ pub fn buy_and_hold_return(data: &ReplayData) -> Option<f64> {
     (!returns.is_empty()).then(|| returns.iter().sum::<f64>() / returns.len() as f64)
 }
 
-fn print_summary(summary: &RunSummary) {
+/// Writes the run summary to stderr: a table for people, or one JSON log line with JSON logs.
+fn print_summary(summary: &RunSummary, format: LogFormat) {
+    if format == LogFormat::Json {
+        info!(
+            final_equity = %summary.final_equity,
+            total_return = summary.total_return,
+            max_drawdown = summary.max_drawdown,
+            trades = summary.trades,
+            fees = %summary.fees,
+            buy_and_hold_return = ?summary.buy_and_hold_return,
+            steps = summary.steps,
+            "run summary"
+        );
+        return;
+    }
     let span = match (summary.first_step, summary.last_step) {
         (Some(a), Some(b)) => format!("{} .. {}", a.format("%Y-%m-%d"), b.format("%Y-%m-%d")),
         _ => "no steps".to_string(),
@@ -232,7 +260,13 @@ pub fn start_actors(
     Mesh { shared, persistence, router, quote_service }
 }
 
-async fn run_mesh(config: RunConfig, replay: Option<ReplayData>, store: Store, recovered: Recovered) -> u8 {
+async fn run_mesh(
+    config: RunConfig,
+    replay: Option<ReplayData>,
+    store: Store,
+    recovered: Recovered,
+    listener: std::net::TcpListener,
+) -> u8 {
     let market = config.market;
     let Mesh { shared, persistence, router, quote_service } =
         start_actors(market, &config.trading, &config.universe, store, &recovered);
@@ -262,7 +296,7 @@ async fn run_mesh(config: RunConfig, replay: Option<ReplayData>, store: Store, r
         api_key: std::env::var("NEOLIGHT_API_KEY").ok().filter(|k| !k.is_empty()),
         require_auth: config.require_auth,
     };
-    let (server, addr) = match http::start(http_state, SocketAddr::new(config.bind, config.port)) {
+    let (server, addr) = match http::start(http_state, listener) {
         Ok(started) => started,
         Err(err) => {
             error!(bind = %config.bind, port = config.port, error = %err, "cannot start the HTTP server; choose another --port or --bind");
@@ -287,7 +321,7 @@ async fn run_mesh(config: RunConfig, replay: Option<ReplayData>, store: Store, r
                 step.steps_total = Some(data.steps.len() as u64);
             }
             let pace = Pace { steps_per_second: config.speed };
-            run_replay(quote_service, &data.steps, pace, recovered.last_step_time, stop_rx.clone()).await
+            run_replay(quote_service.clone(), &data.steps, pace, recovered.last_step_time, stop_rx.clone()).await
         }
         (None, Some(cascade)) => {
             let refresher = Refresher {
@@ -300,12 +334,12 @@ async fn run_mesh(config: RunConfig, replay: Option<ReplayData>, store: Store, r
             };
             actix_rt::spawn(refresher.run(stop_rx.clone()));
             info!(symbols = config.universe.len(), tick = ?config.tick, "live market started");
-            run_live(quote_service, config.tick, stop_rx.clone()).await
+            run_live(quote_service.clone(), config.tick, stop_rx.clone()).await
         }
         (None, None) => {
             let sim = SimMarket::new(config.seed, &config.universe);
             info!(seed = config.seed, symbols = config.universe.len(), tick = ?config.tick, "sim market started");
-            run_sim(quote_service, sim, config.tick, stop_rx.clone()).await
+            run_sim(quote_service.clone(), sim, config.tick, stop_rx.clone()).await
         }
     };
 
@@ -322,7 +356,7 @@ async fn run_mesh(config: RunConfig, replay: Option<ReplayData>, store: Store, r
                 }
             }
             match persistence.send(FinishRun { buy_and_hold_return: buy_and_hold_return(data) }).await {
-                Ok(Ok(summary)) => print_summary(&summary),
+                Ok(Ok(summary)) => print_summary(&summary, config.log_format),
                 Ok(Err(err)) => {
                     error!(error = %err, "cannot write the run summary");
                     code = 1;

@@ -653,7 +653,8 @@ fn parse_row(
     columns: &Columns,
     symbol: Symbol,
 ) -> Result<(Bar, bool), String> {
-    if record.len() < columns.width {
+    // A longer row is as unusable as a shorter one: two rows glued together, or a shifted column.
+    if record.len() != columns.width {
         return Err(format!(
             "has {} fields, the header has {}",
             record.len(),
@@ -667,7 +668,7 @@ fn parse_row(
         if date_text.is_empty() {
             "date is empty".to_string()
         } else {
-            format!("date {date_text:?} has an unknown format")
+            format!("date {date_text:?} has an unknown format (accepted: YYYY-MM-DD[THH:MM[:SS]], M/D/YYYY, D.M.YYYY, epoch seconds)")
         }
     })?;
 

@@ -49,13 +49,21 @@ impl RunIdentity {
             out.push(format!("schema version {} (stored {})", self.schema_version, stored.schema_version));
         }
         if self.market != stored.market {
+            // Inputs and settings of another market are not comparable; the market says it all.
             out.push(format!("market {} (stored {})", self.market, stored.market));
+            return out;
         }
         if self.inputs != stored.inputs {
             let show = |inputs: &[InputIdentity]| {
                 inputs.iter().map(|i| format!("{} [{}]", i.path, &i.sha256[..i.sha256.len().min(12)])).collect::<Vec<_>>().join(", ")
             };
-            out.push(format!("replay inputs {} (stored {})", show(&self.inputs), show(&stored.inputs)));
+            let same_paths = self.inputs.len() == stored.inputs.len()
+                && self.inputs.iter().zip(&stored.inputs).all(|(a, b)| a.path == b.path);
+            if same_paths {
+                out.push(format!("the contents of the replay inputs changed: {} (stored {})", show(&self.inputs), show(&stored.inputs)));
+            } else {
+                out.push(format!("replay inputs {} (stored {})", show(&self.inputs), show(&stored.inputs)));
+            }
         }
         for (name, value) in &self.settings {
             match stored.settings.get(name) {

@@ -205,7 +205,8 @@ impl Store {
             if let Ok(at_snapshot) = Portfolio::from_fills(initial_cash, covered) {
                 if let Some(diff) = snapshot.difference(&at_snapshot) {
                     disagreement = Some(format!(
-                        "the snapshot at ledger sequence {} disagrees with the ledger's fills: {diff}",
+                        "the snapshot at ledger sequence {} disagrees with the ledger's fills: {diff}; \
+                         move the data directory aside with --reset-state, or restore it from a backup",
                         snapshot.seq
                     ));
                 }
@@ -629,6 +630,10 @@ impl Handler<FinishRun> for Persistence {
     type Result = Result<RunSummary, StepError>;
 
     fn handle(&mut self, msg: FinishRun, _ctx: &mut Self::Context) -> Self::Result {
+        // The replay is over: make everything durable now, not at shutdown, since the process
+        // may keep serving HTTP for a long time.
+        self.store.final_flush()?;
+        self.publish(true);
         let summary = self.store.summary(msg.buy_and_hold_return, self.initial_cash);
         let path = self.store.dir().last_run_path();
         let text = serde_json::to_vec_pretty(&summary).expect("run summary serializes");

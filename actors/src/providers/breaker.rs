@@ -533,7 +533,9 @@ impl CircuitBreaker {
         match self.standing(&permit, Some(now)) {
             Standing::Current => {
                 self.push_outcome(failed);
-                if self.failure_rate_exceeded() {
+                // Only a failure can open the breaker: a provider that just answered well is
+                // not taken out because its earlier calls failed.
+                if failed && self.failure_rate_exceeded() {
                     self.open_with_backoff(now);
                 }
             }
@@ -751,6 +753,20 @@ mod tests {
         assert_eq!(breaker.state(base), BreakerState::Open);
         assert_eq!(breaker.next_probe_at(base), Some(at(base, 10)));
         assert_eq!(breaker.consecutive_opens(), 1);
+    }
+
+    #[test]
+    fn success_never_opens() {
+        let base = Instant::now();
+        let config = BreakerConfig { min_calls: 5, jitter: 0.0, ..BreakerConfig::default() };
+        let mut breaker = CircuitBreaker::new(config, true, 1);
+        for i in 0..4 {
+            let permit = breaker.try_acquire(base + Duration::from_millis(i)).expect("closed grants");
+            breaker.record_failure(permit, base + Duration::from_millis(i));
+        }
+        let permit = breaker.try_acquire(base + Duration::from_millis(10)).expect("still closed");
+        breaker.record_success(permit, base + Duration::from_millis(11));
+        assert_eq!(breaker.state(base + Duration::from_millis(12)), BreakerState::Closed, "a success at min_calls must not open");
     }
 
     #[test]

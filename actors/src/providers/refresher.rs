@@ -20,6 +20,12 @@ use crate::shared::Shared;
 /// Maximum idle sleep, so a new symbol or a released provider is picked up soon.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
+/// Wait before a symbol is tried again when no provider could be reached for it. Short, so that
+/// the breakers, not this wait, set the pace of probing while offline, and a recovered provider
+/// is used within seconds. A symbol that providers answered without a price (an unknown symbol)
+/// waits `refresh_after` instead, so it does not use up their rate limits.
+const RETRY_UNREACHED_AFTER: Duration = Duration::from_secs(1);
+
 /// Turns a cascade result into a cache entry fetched now.
 pub fn quote_from_report(report: &FetchReport) -> Option<Quote> {
     let (provider, parsed) = report.quote.as_ref()?;
@@ -51,8 +57,9 @@ pub fn store_quotes(shared: &Shared, reports: &[FetchReport]) -> Vec<Quote> {
 }
 
 pub struct Refresher {
-    /// When each symbol was last tried without getting a price; it waits `refresh_after` again.
-    pub failed_at: HashMap<Symbol, Instant>,
+    /// When each symbol was last tried without getting a price, and how long it waits before
+    /// the next try.
+    pub failed_at: HashMap<Symbol, (Instant, Duration)>,
     pub cascade: Arc<Cascade>,
     pub shared: Arc<Shared>,
     pub persistence: Option<Addr<Persistence>>,
@@ -68,10 +75,11 @@ impl Refresher {
         let mut due: Vec<(i64, Symbol)> = Vec::new();
         let mut next: Option<Duration> = None;
         for symbol in &self.universe {
-            if let Some(failed) = self.failed_at.get(symbol) {
+            if let Some((failed, retry_after)) = self.failed_at.get(symbol) {
                 let since = failed.elapsed();
-                if since < self.refresh_after {
-                    let left = self.refresh_after - since;
+                let retry_after = *retry_after;
+                if since < retry_after {
+                    let left = retry_after - since;
                     next = Some(next.map_or(left, |n| n.min(left)));
                     continue;
                 }
@@ -123,7 +131,8 @@ impl Refresher {
                 if report.quote.is_some() {
                     self.failed_at.remove(&report.symbol);
                 } else if report.called_any {
-                    self.failed_at.insert(report.symbol.clone(), Instant::now());
+                    let wait = if report.reached_any { self.refresh_after } else { RETRY_UNREACHED_AFTER.min(self.refresh_after) };
+                    self.failed_at.insert(report.symbol.clone(), (Instant::now(), wait));
                 }
             }
             let stored = store_quotes(&self.shared, &reports);

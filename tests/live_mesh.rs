@@ -16,7 +16,6 @@ use serde_json::Value;
 use wiremock::matchers::{any, header, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/providers");
 const LISTEN_LIMIT: Duration = Duration::from_secs(30);
 const STOP_LIMIT: Duration = Duration::from_secs(10);
 
@@ -43,7 +42,7 @@ fn stop(proc: Proc) -> String {
 }
 
 fn fixture(name: &str) -> Value {
-    let file = Path::new(FIXTURES).join(name);
+    let file = fixtures_dir().join(name);
     let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.display()))
 }

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,6 @@ use serde_json::Value;
 use wiremock::matchers::{method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/providers");
 
 /// Documented values of `attempts[].outcome`.
 const OUTCOMES: [&str; 10] = [
@@ -133,7 +131,7 @@ fn check_shape(quote: &Value) {
 }
 
 fn fixture(name: &str) -> Value {
-    let file = Path::new(FIXTURES).join(name);
+    let file = fixtures_dir().join(name);
     let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.display()))
 }

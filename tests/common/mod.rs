@@ -486,3 +486,11 @@ pub fn local_providers(cmd: &mut Command, urls: &[(&str, String)], keys: &[(&str
         cmd.env(name, value);
     }
 }
+
+/// Provider response samples: `$NEOLIGHT_SHARED_FIXTURES`, else `shared/fixtures/providers`
+/// beside the repository.
+pub fn fixtures_dir() -> PathBuf {
+    std::env::var_os("NEOLIGHT_SHARED_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/providers")))
+}

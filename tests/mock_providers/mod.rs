@@ -67,7 +67,7 @@ pub fn sym(text: &str) -> Symbol {
 // Fixtures.
 
 fn fixtures_dir() -> PathBuf {
-    std::env::var_os("NEOLIGHT_PROVIDER_FIXTURES")
+    std::env::var_os("NEOLIGHT_SHARED_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/providers")))
 }

@@ -598,7 +598,7 @@ fn load_with_lines(input: &ReplayInput) -> Result<Loaded, PriceFileError> {
         });
     }
 
-    let possible_splits = count_possible_splits(path, &parsed);
+    let possible_splits = count_possible_splits(path, &parsed, columns.adj_close.is_some());
     if skipped.count > 0 {
         tracing::warn!(
             "price file {}: skipped {} of {} rows with a missing or invalid date or price: {}",
@@ -743,7 +743,9 @@ fn parse_decimal(text: &str) -> Option<Decimal> {
 
 /// Counts and logs close-to-close moves over [`SPLIT_MOVE_PCT`] per symbol. Expects `bars`
 /// sorted by time.
-fn count_possible_splits(path: &Path, bars: &[(Bar, u64)]) -> usize {
+/// With an adjusted close column the prices are already adjusted, so such a move is reported as
+/// a large move rather than a likely split.
+fn count_possible_splits(path: &Path, bars: &[(Bar, u64)], adjusted: bool) -> usize {
     let mut previous: HashMap<&Symbol, (Decimal, DateTime<Utc>)> = HashMap::new();
     let mut count = 0;
     for (bar, line) in bars {
@@ -752,8 +754,13 @@ fn count_possible_splits(path: &Path, bars: &[(Bar, u64)]) -> usize {
             if change.abs() * Decimal::ONE_HUNDRED > prev_close * Decimal::from(SPLIT_MOVE_PCT) {
                 count += 1;
                 let pct = change * Decimal::ONE_HUNDRED / prev_close;
+                let advice = if adjusted {
+                    "a large move in adjusted prices; check the row if it is not a real move"
+                } else {
+                    "possible unadjusted split, use prices adjusted for splits or add an adj close column"
+                };
                 tracing::warn!(
-                    "price file {}, line {}: {} close moved {}{:.1}% from {} to {} ({} -> {}); possible unadjusted split, use prices adjusted for splits or add an adj close column",
+                    "price file {}, line {}: {} close moved {}{:.1}% from {} to {} ({} -> {}); {}",
                     path.display(),
                     line,
                     bar.symbol,
@@ -762,7 +769,8 @@ fn count_possible_splits(path: &Path, bars: &[(Bar, u64)]) -> usize {
                     show_time(&prev_time),
                     show_time(&bar.time),
                     prev_close,
-                    bar.close
+                    bar.close,
+                    advice
                 );
             }
         }

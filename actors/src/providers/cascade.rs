@@ -386,7 +386,7 @@ impl Cascade {
                 info!(symbol = %symbol, "online: a quote provider responded again");
             }
         } else if called_any && !self.offline.swap(true, Ordering::Relaxed) {
-            warn!(symbol = %symbol, "offline: no quote provider could be reached; serving cached quotes with their age and probing at the breakers' pace");
+            warn!(symbol = %symbol, "offline: no quote provider could be reached");
         }
     }
 

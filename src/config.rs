@@ -176,6 +176,13 @@ impl QuoteArgs {
     pub fn validate(&self) -> Result<(Vec<Symbol>, ProviderConfig, LogFormat), Vec<String>> {
         let mut p = Problems(Vec::new());
         let symbols: Vec<Symbol> = self.symbols.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).map(Symbol::new).collect();
+        for symbol in &symbols {
+            let valid = symbol.as_str().len() <= 32
+                && symbol.as_str().chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '^' | '=' | '_' | '/'));
+            if !valid {
+                p.0.push(format!("{:?} is not a ticker; use letters, digits and . - ^ = _ / (at most 32 characters)", symbol.as_str()));
+            }
+        }
         if symbols.is_empty() {
             p.0.push("no symbol given; use for example `neolight quote AAPL MSFT`".to_string());
         }

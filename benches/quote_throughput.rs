@@ -75,6 +75,27 @@ fn start_mesh(system: &SystemRunner, dir: &std::path::Path, symbol: &Symbol) -> 
     (mesh.quote_service, mesh.shared)
 }
 
+/// Sends `iters` messages to `addr` with up to [`PIPELINE_DEPTH`] in flight, awaiting them in
+/// order, and returns the time taken.
+async fn pipelined<A, M>(addr: &Addr<A>, iters: u64, message: impl Fn() -> M) -> Duration
+where
+    A: Actor<Context = Context<A>> + Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    let start = Instant::now();
+    let mut left = iters as usize;
+    while left > 0 {
+        let batch = left.min(PIPELINE_DEPTH);
+        let requests: Vec<_> = (0..batch).map(|_| addr.send(message())).collect();
+        for request in requests {
+            request.await.expect("actor responds");
+        }
+        left -= batch;
+    }
+    start.elapsed()
+}
+
 fn actor_round_trips(c: &mut Criterion) {
     let system = System::new();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -91,7 +112,7 @@ fn actor_round_trips(c: &mut Criterion) {
             system.block_on(async {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    echo.send(EchoQuote { symbol: symbol.clone() }).await.expect("echo answers");
+                    echo.send(EchoQuote { symbol: symbol.clone() }).await.expect("echo actor responds");
                 }
                 start.elapsed()
             })
@@ -102,7 +123,7 @@ fn actor_round_trips(c: &mut Criterion) {
             system.block_on(async {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    let quote = quote_service.send(GetQuote { symbol: symbol.clone() }).await.expect("quote_service answers");
+                    let quote = quote_service.send(GetQuote { symbol: symbol.clone() }).await.expect("quote_service responds");
                     assert!(quote.is_some(), "the quote is cached");
                 }
                 start.elapsed()
@@ -110,38 +131,10 @@ fn actor_round_trips(c: &mut Criterion) {
         })
     });
     group.bench_function("actor_echo_pipelined", |b| {
-        b.iter_custom(|iters| {
-            system.block_on(async {
-                let start = Instant::now();
-                let mut left = iters as usize;
-                while left > 0 {
-                    let batch = left.min(PIPELINE_DEPTH);
-                    let requests: Vec<_> = (0..batch).map(|_| echo.send(EchoQuote { symbol: symbol.clone() })).collect();
-                    for request in requests {
-                        request.await.expect("echo answers");
-                    }
-                    left -= batch;
-                }
-                start.elapsed()
-            })
-        })
+        b.iter_custom(|iters| system.block_on(pipelined(&echo, iters, || EchoQuote { symbol: symbol.clone() })))
     });
     group.bench_function("actor_quote_service_pipelined", |b| {
-        b.iter_custom(|iters| {
-            system.block_on(async {
-                let start = Instant::now();
-                let mut left = iters as usize;
-                while left > 0 {
-                    let batch = left.min(PIPELINE_DEPTH);
-                    let requests: Vec<_> = (0..batch).map(|_| quote_service.send(GetQuote { symbol: symbol.clone() })).collect();
-                    for request in requests {
-                        request.await.expect("quote_service answers");
-                    }
-                    left -= batch;
-                }
-                start.elapsed()
-            })
-        })
+        b.iter_custom(|iters| system.block_on(pipelined(&quote_service, iters, || GetQuote { symbol: symbol.clone() })))
     });
     group.finish();
 }
@@ -178,7 +171,7 @@ fn gate_check(c: &mut Criterion) {
     let mut group = c.benchmark_group("providers");
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(3));
-    // What a fetch asks a provider before calling it: the breaker's state, then a permit.
+    // The gate a fetch passes before calling a provider: the breaker's state, then a permit.
     group.bench_function("breaker_and_limiter_check", |b| {
         b.iter(|| {
             let state = breaker.lock().expect("breaker lock").state(Instant::now());

@@ -361,7 +361,7 @@ impl Problems {
     }
 }
 
-/// The environment variable that sets the same value as flag `--name`.
+/// Returns the environment variable that sets the same value as flag `--name`.
 fn variable_name(name: &str) -> String {
     match name {
         "port" => "PORT".to_string(),

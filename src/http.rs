@@ -126,6 +126,7 @@ async fn health(state: State) -> HttpResponse {
         .filter(|a| a.required && matches!(a.state, AgentState::Failed | AgentState::Stalled))
         .map(|a| a.name)
         .collect();
+
     let status = shared.status.read().expect("status lock poisoned");
     let trading_state = shared.portfolio.read().expect("portfolio lock poisoned").as_ref().map(|p| p.trading_state);
     let mut reasons: Vec<String> = failing.iter().map(|name| format!("required agent {name} is not running")).collect();
@@ -136,6 +137,7 @@ async fn health(state: State) -> HttpResponse {
     if offline {
         reasons.push("offline: no quote provider can be reached; serving cached quotes".to_string());
     }
+
     let (code, label) = if !failing.is_empty() {
         (StatusCode::SERVICE_UNAVAILABLE, "failing")
     } else if offline || status.halt_reason.is_some() || trading_state == Some(TradingState::Halted) || running < total {
@@ -143,6 +145,7 @@ async fn health(state: State) -> HttpResponse {
     } else {
         (StatusCode::OK, "ok")
     };
+
     HttpResponse::build(code).json(json!({
         "status": label,
         "mode": "paper",

@@ -404,8 +404,8 @@ async fn run_mesh(
         }
     }
     server_handle.stop(true).await;
-    // NOTE: the actors stop together when the system stops below; there is no supervisor yet
-    // that stops them one by one in reverse priority, restarts a failed one or detects a stall.
+    // NOTE: the actors stop together when the system stops below. No supervisor yet stops them
+    // one by one in reverse priority, restarts a failed one or detects a stall.
     for name in [quote_service::NAME, smart_trader::NAME, intelligence_orchestrator::NAME, execution_router::NAME, persistence::NAME] {
         shared.set_agent_state(name, AgentState::Stopped);
     }

@@ -92,7 +92,8 @@ fn check_mirrors(dir: &Path, moment: usize) {
     let mut previous: Option<String> = None;
     for row in &pnl {
         let time = row.split(',').next().unwrap_or_default().to_string();
-        assert!(time.len() == 20 && time.ends_with('Z'), "kill {moment}: pnl_history.csv timestamp {time:?} is not RFC 3339");
+        assert_eq!(time.len(), 20, "kill {moment}: pnl_history.csv timestamp {time:?} is not RFC 3339 in seconds");
+        assert!(time.ends_with('Z'), "kill {moment}: pnl_history.csv timestamp {time:?} is not UTC");
         if let Some(previous) = &previous {
             assert!(time > *previous, "kill {moment}: pnl_history.csv time {time} not after {previous}");
         }
@@ -177,8 +178,8 @@ fn sigkill_at_random_moments_loses_nothing() {
     assert_same_outcome(&reference, &crashed);
 }
 
-/// Runs a paced replay until it has written some fills, kills it, lets `corrupt` damage the sled
-/// directory, then finishes the replay; returns the reference and crashed data directories.
+/// Runs a paced replay until it has written some fills, kills it and lets `corrupt` damage the
+/// sled directory. Then it finishes the replay and returns the reference and crashed directories.
 fn crash_and_corrupt(corrupt: impl Fn(&Path)) -> Option<(tempfile::TempDir, PathBuf, PathBuf, String)> {
     let file = price_file()?;
     let work = tempfile::tempdir().unwrap();

@@ -137,7 +137,8 @@ mod tests {
         let calm = brain.observe(t(0), dec!(100000), 0.0, &[]).risk_scaler;
         let hurt = brain.observe(t(1), dec!(90000), 0.10, &[]).risk_scaler;
         let deep = brain.observe(t(2), dec!(75000), 0.25, &[]).risk_scaler;
-        assert!(calm > hurt && hurt > deep, "{calm} {hurt} {deep}");
+        assert!(calm > hurt, "calm {calm} vs hurt {hurt}");
+        assert!(hurt > deep, "hurt {hurt} vs deep {deep}");
         assert!((deep - 0.2).abs() < 1e-9);
     }
 

@@ -1,7 +1,7 @@
 //! Cash and position accounting with exact decimals.
 //!
 //! Positions carry their cost basis rather than an average price, so that
-//! `cash + Σ qty × mark == initial_cash + realized_pnl + unrealized_pnl` holds exactly after any
+//! `cash + Σ qty × mark == initial_cash + realized_pnl + unrealized_pnl` is exact after any
 //! sequence of fills: a partial exit removes a rounded share of the cost basis, and that same
 //! amount leaves `unrealized` and enters `realized`.
 
@@ -26,7 +26,7 @@ pub fn floor_qty(value: Decimal) -> Decimal {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Position {
     pub qty: Decimal,
-    /// What the open quantity cost, fees excluded.
+    /// Cost of the open quantity, fees excluded.
     pub cost_basis: Decimal,
     pub last_price: Decimal,
     pub last_price_time: DateTime<Utc>,
@@ -46,7 +46,7 @@ impl Position {
     }
 }
 
-/// Why a fill cannot be applied.
+/// Reason a fill cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccountingError {
     #[error("fill {client_order_id} sells {qty} {symbol} but the position holds {held}")]

@@ -1,6 +1,6 @@
 //! State the actors publish for readers outside the mesh (HTTP handlers, the composition root).
 //!
-//! Actors write here at most once per step; readers take a read lock and never send a message,
+//! Actors write here a few times per step at most. Readers take a read lock and send no message,
 //! so a request never waits in an actor's mailbox.
 
 use std::collections::{BTreeMap, VecDeque};

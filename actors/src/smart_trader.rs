@@ -123,8 +123,9 @@ pub fn entry_allowed(quote: &Quote, now: DateTime<Utc>, settings: &TradingSettin
     }
 }
 
-/// Whether a live quote may open a position: its exchange time is recent, and US equities are
-/// inside the regular session (09:30-16:00 New York, Monday to Friday; holidays are not known).
+/// Checks whether a live quote may open a position: its exchange time must be recent, and US
+/// equities must be inside the regular session (09:30-16:00 New York, Monday to Friday).
+/// NOTE: exchange holidays are not known, so a holiday counts as a trading day.
 pub fn live_entry_allowed(
     symbol: &Symbol,
     exchange_time: DateTime<Utc>,

@@ -1,6 +1,6 @@
 //! Trading strategies as plain per-symbol state machines, and deterministic client order ids.
 //!
-//! A strategy sees one closing price per step and returns the position it wants: long or flat.
+//! A strategy receives one closing price per step and returns the position it wants: long or flat.
 //! It reads no later price than the one it is given, so a decision at bar t uses data up to t.
 //! Indicator arithmetic is `f64`, because it only decides a direction; money stays decimal.
 
@@ -13,7 +13,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
-/// What a strategy wants to hold after seeing a price.
+/// Position a strategy wants after a price.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Long,
@@ -142,7 +142,7 @@ mod tests {
     }
 
     #[test]
-    fn mean_reversion_buys_the_dip_and_exits_above_mean() {
+    fn mean_reversion_dip_and_exit() {
         let mut s = StrategyKind::MeanReversion { window: 5, entry_z: 1.5 }.build();
         for p in [dec!(100), dec!(101), dec!(100), dec!(101)] {
             assert_eq!(s.on_close(p), Target::Keep);

@@ -33,7 +33,7 @@ impl fmt::Display for Symbol {
     }
 }
 
-/// Where a run's prices come from. Chosen once per run and never mixed.
+/// Source of a run's prices, chosen once per run and never mixed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MarketSource {

@@ -66,7 +66,7 @@ pub struct SubmitOrders {
     pub orders: Vec<OrderRequest>,
 }
 
-/// The risk gate's answer for one order.
+/// The risk gate's decision for one order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderDecision {
     pub client_order_id: String,

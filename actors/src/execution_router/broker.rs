@@ -17,7 +17,7 @@ pub struct PaperBroker {
     pending: Vec<OrderRequest>,
 }
 
-/// What one execution pass did.
+/// Result of one execution pass.
 #[derive(Debug, Default)]
 pub struct Execution {
     pub fills: Vec<Fill>,

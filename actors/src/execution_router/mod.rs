@@ -48,7 +48,7 @@ pub struct ExecutionRouter {
     heartbeat: HeartbeatThrottle,
 }
 
-/// What the current step changed, sent to persistence at `CloseStep`.
+/// Changes of the current step, sent to persistence at `CloseStep`.
 #[derive(Default)]
 struct StepBuffer {
     intents: Vec<OrderRequest>,

@@ -16,7 +16,7 @@ pub struct Commitments {
     pub sell_qty_by_symbol: std::collections::BTreeMap<Symbol, Decimal>,
 }
 
-/// Checks one order against the trading state, the limits and the cash; `Err` holds the reason.
+/// Checks one order against the trading state, the limits and the cash. `Err` contains the reason.
 pub fn check_order(
     order: &OrderRequest,
     state: TradingState,

@@ -12,7 +12,7 @@ use tracing::info;
 use super::sim::SimMarket;
 use crate::quote_service::QuoteService;
 
-/// How a clock run ended.
+/// End of a clock run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClockEnd {
     /// Every step was played.

@@ -849,8 +849,8 @@ fn parse_offset(text: &str) -> Option<i32> {
     (hours <= 23 && minutes <= 59).then(|| sign * (hours * 3600 + minutes * 60) as i32)
 }
 
-/// Parses `A<sep>B<sep>YYYY` with an optional clock after whitespace. `month_first` tells
-/// whether A is the month.
+/// Parses `A<sep>B<sep>YYYY` with an optional clock after whitespace. `month_first` is
+/// true when A is the month.
 fn parse_numeric_date(text: &str, sep: char, month_first: bool) -> Option<DateTime<Utc>> {
     let (date, clock) = match text.split_once(|c: char| c.is_ascii_whitespace()) {
         Some((date, clock)) => (date, Some(clock.trim())),

@@ -29,7 +29,7 @@ pub struct InputIdentity {
     pub symbols: Vec<String>,
 }
 
-/// What makes two runs the same run: a rerun with an equal identity resumes.
+/// Identity of a run: a rerun with an equal identity resumes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunIdentity {
     pub schema_version: u32,
@@ -49,7 +49,7 @@ impl RunIdentity {
             out.push(format!("schema version {} (stored {})", self.schema_version, stored.schema_version));
         }
         if self.market != stored.market {
-            // Inputs and settings of another market are not comparable; the market says it all.
+            // Inputs and settings of another market are not comparable, so the market alone is reported.
             out.push(format!("market {} (stored {})", self.market, stored.market));
             return out;
         }

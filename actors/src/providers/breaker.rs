@@ -533,8 +533,8 @@ impl CircuitBreaker {
         match self.standing(&permit, Some(now)) {
             Standing::Current => {
                 self.push_outcome(failed);
-                // Only a failure can open the breaker: a provider that just answered well is
-                // not taken out because its earlier calls failed.
+                // Only a failure can open the breaker: a provider whose latest call succeeded
+                // is not taken out because its earlier calls failed.
                 if failed && self.failure_rate_exceeded() {
                     self.open_with_backoff(now);
                 }

@@ -52,7 +52,7 @@ impl Default for CascadeSettings {
     }
 }
 
-/// Who is asking: callers never wait for a permit, the refresher does.
+/// Origin of a fetch: callers never wait for a rate-limit permit, the refresher does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Caller,
@@ -288,8 +288,8 @@ impl Cascade {
         let mut called_any = false;
         let mut reached_any = false;
         let mut quote = None;
-        // A caller gets an answer within one budget, however many providers hang; the
-        // refresher has no such bound and keeps trying the providers in order.
+        // A caller gets a result within one budget, however many providers hang. The refresher
+        // has no such bound and keeps trying the providers in order.
         let deadline = (mode == Mode::Caller).then(|| Instant::now() + self.caller_budget);
         for slot in &self.slots[start..] {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -451,7 +451,7 @@ impl Cascade {
     }
 }
 
-/// Removes a symbol's in-flight entry when its cascade run ends or is dropped; dropping the
+/// Removes a symbol's in-flight entry when its cascade run ends or is dropped. Dropping the
 /// waiters' senders wakes them, so they do not wait for a run that will never finish.
 struct InflightGuard<'a> {
     cascade: &'a Cascade,

@@ -11,7 +11,7 @@
 //!
 //! GCRA (as in governor) is not used because with a burst of `count` it refills one call every
 //! `per / count`, so an interval of length `per` can contain `2 × count − 1` grants (measured:
-//! 19 in one second at a quota of 10/s), and providers that count calls per window answer the
+//! 19 in one second at a quota of 10/s), and providers that count calls per window reject the
 //! excess with 429.
 //!
 //! # Cost

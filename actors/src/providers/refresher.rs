@@ -22,7 +22,7 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 
 /// Wait before a symbol is tried again when no provider could be reached for it. Short, so that
 /// the breakers, not this wait, set the pace of probing while offline, and a recovered provider
-/// is used within seconds. A symbol that providers answered without a price (an unknown symbol)
+/// is used within seconds. A symbol that providers returned without a price (an unknown symbol)
 /// waits `refresh_after` instead, so it does not use up their rate limits.
 const RETRY_UNREACHED_AFTER: Duration = Duration::from_secs(1);
 
